@@ -1,0 +1,36 @@
+# Every target sets up what it needs, so each works on a fresh clone.
+SHELL := bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup system-deps lint test test-unit crds demo bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.synced ## create .venv with every dependency (from uv.lock)
+
+$(VENV)/.synced: pyproject.toml uv.lock hack/setup-python.sh
+	bash hack/setup-python.sh
+	touch $@
+
+system-deps: ## install Debian's prometheus, nginx and lua (as root, only when missing)
+	bash hack/system-deps.sh
+
+lint: setup ## ruff and mypy, both clean
+	$(VENV)/bin/ruff check operator tests bentos
+	$(VENV)/bin/ruff format --check operator tests bentos
+	$(VENV)/bin/mypy operator/rollforward tests bentos
+
+crds: setup ## regenerate crds/ from the API types
+	$(VENV)/bin/rollforward crd --output crds/modeldeployments.rollforward.io.yaml
+
+test-unit: setup ## only the unit tests (no processes)
+	$(PY) -m pytest -m unit -q
+
+test: setup system-deps cluster-bin ## every test: unit, integration and e2e
+	$(PY) -m pytest -q
+
+include hack/*.mk

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds the local cluster's binaries from Go modules and caches them by version:
+#   ~/.cache/rollforward/bin/k8s-v$KUBE_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
+#   ~/.cache/rollforward/bin/etcd-v$ETCD_VERSION/etcd
+#   ~/.cache/rollforward/bin/kwok-v$KWOK_VERSION/kwok
+#   ~/.cache/rollforward/bin/helm-v$HELM_VERSION/helm
+# A binary that already exists is not rebuilt, so a warm run takes about a second.
+# Prints the directory of each component, one per line, for callers that want them.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache="${ROLLFORWARD_CACHE:-$HOME/.cache/rollforward}"
+bin="$cache/bin"
+work="$cache/build"
+mkdir -p "$bin" "$work"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+log() { printf '[cluster-bin] %s\n' "$*" >&2; }
+
+# k8s.io/kubernetes refers to its staging modules through relative replace lines,
+# which do not work from outside its repository; pin each to the matching v0.X.Y.
+kube_module_dir() {
+  local dir="$work/k8s-v$KUBE_VERSION"
+  if [ ! -f "$dir/go.mod" ]; then
+    mkdir -p "$dir"
+    local staging_version="v0.${KUBE_VERSION#1.}"
+    local upstream_mod
+    upstream_mod="$(cd "$dir" && GOFLAGS= go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" \
+      | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+    {
+      echo "module rollforward.io/cluster-bin"
+      echo
+      echo "go 1.25.0"
+      echo
+      echo "require ("
+      echo "	k8s.io/kubernetes v$KUBE_VERSION"
+      echo "	go.etcd.io/etcd/server/v3 v$ETCD_VERSION"
+      echo ")"
+      echo
+      echo "replace ("
+      sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$upstream_mod" \
+        | while read -r staging; do echo "	$staging => $staging $staging_version"; done
+      echo ")"
+    } >"$dir/go.mod.tmp"
+    mv "$dir/go.mod.tmp" "$dir/go.mod"
+    # etcd's own main package lives in a module with replace lines of its own, so
+    # we wrap its entrypoint the way etcd's main.go does.
+    mkdir -p "$dir/cmd/etcd"
+    cat >"$dir/cmd/etcd/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  fi
+  echo "$dir"
+}
+
+build_kube() {
+  local out="$bin/k8s-v$KUBE_VERSION"
+  local missing=()
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [ -x "$out/$cmd" ] || missing+=("k8s.io/kubernetes/cmd/$cmd")
+  done
+  local etcd_out="$bin/etcd-v$ETCD_VERSION"
+  if [ ${#missing[@]} -gt 0 ] || [ ! -x "$etcd_out/etcd" ]; then
+    local dir
+    dir="$(kube_module_dir)"
+    mkdir -p "$out" "$etcd_out"
+    if [ ${#missing[@]} -gt 0 ]; then
+      log "building ${missing[*]} at v$KUBE_VERSION"
+      (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$out/" "${missing[@]}")
+    fi
+    if [ ! -x "$etcd_out/etcd" ]; then
+      log "building etcd v$ETCD_VERSION"
+      (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$etcd_out/etcd" ./cmd/etcd)
+    fi
+  fi
+  echo "$out"
+  echo "$etcd_out"
+}
+
+# kwok and helm have no replace lines, so `go install pkg@version` builds them as published.
+build_installable() {
+  local name="$1" pkg="$2" version="$3"
+  local out="$bin/$name-v$version"
+  if [ ! -x "$out/$name" ]; then
+    log "building $name v$version"
+    mkdir -p "$out"
+    GOFLAGS= GOBIN="$out" go install -trimpath -ldflags="-s -w" "$pkg@v$version"
+  fi
+  echo "$out"
+}
+
+build_kube
+build_installable kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
+build_installable helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
