@@ -11,4 +11,4 @@ if [ ! -x "$uv_home/bin/uv" ]; then
   "$uv_home/bin/pip" install --quiet "uv==$uv_version"
 fi
 export UV_PYTHON_DOWNLOADS=never
-"$uv_home/bin/uv" sync --frozen --all-extras --python python3 --quiet
+"$uv_home/bin/uv" sync --frozen --all-extras --python python3 --quiet --reinstall-package rollforward

@@ -1,0 +1,110 @@
+"""Every condition type, condition reason and phase, in one place.
+
+Reasons are CamelCase machine-readable words (Kubernetes convention); messages carry
+the human detail. Each value's docstring says when it is used.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    """The conditions of a ModelDeployment. Ready summarises the others."""
+
+    READY = "Ready"
+    """Every variant serves and the router routes; no rollout is failing."""
+    PROGRESSING = "Progressing"
+    """Children are being created or rolled, or a canary is under way."""
+    DRIFTED = "Drifted"
+    """The predicted-label distribution has left its baseline (after hysteresis)."""
+    RETRAINING = "Retraining"
+    """A retraining Job is running (True) or the last one failed (False with a reason)."""
+    MONITORING_AVAILABLE = "MonitoringAvailable"
+    """Prometheus answered the last check with enough data to decide."""
+
+
+class Reason(StrEnum):
+    """Why a condition has its status."""
+
+    # Ready / Progressing
+    RECONCILED = "Reconciled"
+    """All children match the spec and are available."""
+    CHILDREN_UPDATING = "ChildrenUpdating"
+    """Children were created or changed and are not available yet."""
+    VARIANT_UNAVAILABLE = "VariantUnavailable"
+    """A variant's Deployment has no available replica; the message quotes its Deployment."""
+    ROUTER_UNAVAILABLE = "RouterUnavailable"
+    """The router has no available replica."""
+    GATEWAY_API_MISSING = "GatewayAPIMissing"
+    """router gateway-api was asked for, but the Gateway API CRDs are not installed."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec failed validation in the operator (the API server normally stops it first)."""
+    CANARY_IN_PROGRESS = "CanaryInProgress"
+    """A candidate is receiving a share of the traffic."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    """The canary passed and approval is Manual: waiting for rollforward.io/approve."""
+    PAUSED = "Paused"
+    """A person paused the rollout (rollforward.io/pause), or inconclusive analysis did."""
+    PROMOTED = "Promoted"
+    """The candidate became the champion."""
+    ROLLED_BACK = "RolledBack"
+    """The candidate was removed and the champion has all the traffic again."""
+    # Drifted
+    DRIFT_DETECTED = "DriftDetected"
+    """Enough consecutive checks breached the threshold."""
+    NO_DRIFT = "NoDrift"
+    """The distribution is within its threshold (or recovered)."""
+    BREACH_PENDING = "BreachPending"
+    """Some checks breached, fewer than consecutiveBreaches in a row."""
+    CHECK_INCONCLUSIVE = "CheckInconclusive"
+    """The last check could not decide; the previous decision stands."""
+    # Retraining
+    JOB_RUNNING = "JobRunning"
+    """A retraining Job is running."""
+    CANDIDATE_ACCEPTED = "CandidateAccepted"
+    """The Job succeeded and its candidate passed the acceptance gate."""
+    CANDIDATE_REJECTED = "CandidateRejected"
+    """The Job succeeded but its candidate failed the acceptance gate; it is never deployed."""
+    JOB_FAILED = "JobFailed"
+    """The Job failed, timed out, or reported a malformed result."""
+    RETRAIN_LIMITED = "RetrainLimited"
+    """A trigger arrived during the cooldown or past the daily maximum."""
+    IDLE = "Idle"
+    """No retraining is under way."""
+    # MonitoringAvailable
+    METRICS_OK = "MetricsAvailable"
+    """Prometheus answered with enough samples."""
+    PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
+    """The query failed (connection, timeout or HTTP error)."""
+    NO_DATA = "NoData"
+    """Prometheus answered with an empty result or NaN."""
+    TOO_FEW_SAMPLES = "TooFewSamples"
+    """Fewer predictions than minSamples in the window or the baseline."""
+    NO_PROMETHEUS = "NoPrometheusConfigured"
+    """Neither spec.monitoring.prometheusUrl nor an operator default is set."""
+
+
+class Phase(StrEnum):
+    """A one-word summary of the conditions for humans and printer columns."""
+
+    PENDING = "Pending"
+    """Children are being created."""
+    STABLE = "Stable"
+    """The champion serves; no drift; nothing under way."""
+    DEGRADED = "Degraded"
+    """A variant or the router is unavailable."""
+    DRIFTED = "Drifted"
+    """Drift detected, and no retraining can start yet (manual trigger, cooldown or limit)."""
+    RETRAINING = "Retraining"
+    """A retraining Job is running."""
+    CANARY = "Canary"
+    """A retrained candidate is going through the canary steps."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    """The canary passed; approval is Manual."""
+    PAUSED = "Paused"
+    """A rollout is paused."""
+    PROMOTING = "Promoting"
+    """The champion Deployment is rolling to the candidate's version."""
+    ROLLED_BACK = "RolledBack"
+    """The last candidate was rolled back; the champion serves."""

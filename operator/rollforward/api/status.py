@@ -1,0 +1,271 @@
+"""The observed state of a ModelDeployment. Written by the operator only, once per reconcile.
+
+Progress lives here and nowhere else, so a restarted operator continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from rollforward.api.base import StatusModel
+from rollforward.api.reasons import Phase
+
+HISTORY_LIMIT = 20
+"""Most entries kept in status.history; older ones are dropped first."""
+
+
+class Condition(StatusModel):
+    """A Kubernetes-style condition (metav1.Condition)."""
+
+    type: str
+    """Ready, Progressing, Drifted, Retraining or MonitoringAvailable."""
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+    reason: str
+    """CamelCase reason."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: datetime
+    """When status last changed."""
+    observed_generation: int = 0
+    """The metadata.generation this condition was computed for."""
+
+
+class VariantStatus(StatusModel):
+    """One variant as it runs now."""
+
+    name: str
+    """Variant name."""
+    role: str
+    """champion, challenger, shadow or candidate."""
+    version: str
+    """The bento tag or image serving now (may differ from spec after a promotion)."""
+    weight: int = 0
+    """Traffic percentage applied to the router."""
+    replicas: int = 0
+    """Desired replicas."""
+    ready_replicas: int = 0
+    """Replicas ready to serve."""
+
+
+class LabelProportion(StatusModel):
+    """Baseline against current share of one predicted label."""
+
+    label: str
+    """Predicted label."""
+    baseline: float
+    """Share in the baseline."""
+    current: float
+    """Share in the current window."""
+
+
+class CheckOutcome(StrEnum):
+    """The three outcomes of any measurement."""
+
+    DRIFT = "Drift"
+    """Breach: the distribution differs (or the analysis failed)."""
+    NO_DRIFT = "NoDrift"
+    """Within bounds."""
+    INCONCLUSIVE = "Inconclusive"
+    """Could not decide: missing data is never evidence."""
+
+
+class SegmentReport(StatusModel):
+    """The drift check of one segment."""
+
+    segment: str
+    """Segment label value."""
+    outcome: CheckOutcome
+    """Drift, NoDrift or Inconclusive."""
+    score: float | None = None
+    """Statistic value."""
+    p_value: float | None = None
+    """Raw p-value."""
+    adjusted_p_value: float | None = None
+    """Holm-adjusted p-value across segments."""
+    current_samples: int = 0
+    """Predictions in the current window."""
+
+
+class DriftReport(StatusModel):
+    """The last drift check."""
+
+    outcome: CheckOutcome
+    """Drift, NoDrift or Inconclusive."""
+    reason: str = ""
+    """Why, in words."""
+    statistic: str
+    """chiSquare, psi or jensenShannon."""
+    score: float | None = None
+    """Statistic value (chi-square statistic, PSI or JS)."""
+    threshold: float | None = None
+    """Threshold the score was compared with (psi/js) or the significance (chiSquare)."""
+    p_value: float | None = None
+    """p-value of the test."""
+    noise_floor: float | None = None
+    """Expected score under no drift for these sample sizes."""
+    current_samples: int = 0
+    """n: predictions in the current window."""
+    baseline_samples: int | None = None
+    """m: predictions in the baseline window (none for the training baseline)."""
+    window: str
+    """Current window length."""
+    baseline: str
+    """training, reference or seasonal."""
+    version: str = ""
+    """Version whose predictions were checked."""
+    labels: list[LabelProportion] = Field(default_factory=list)
+    """Per-label proportions."""
+    segments: list[SegmentReport] = Field(default_factory=list)
+    """Per-segment results, when segmentLabel is set."""
+    checked_at: datetime
+    """When the check ran."""
+
+
+class DriftTracking(StatusModel):
+    """Hysteresis state of the drift check, so a restart neither forgets nor repeats."""
+
+    consecutive_breaches: int = 0
+    """Breaching checks in a row."""
+    consecutive_clear: int = 0
+    """Clean checks in a row."""
+    drifted: bool = False
+    """Current decision."""
+    drifted_since: datetime | None = None
+    """When Drifted last became True."""
+
+
+class JobPhase(StrEnum):
+    """Where a retraining attempt is."""
+
+    RUNNING = "Running"
+    """The Job exists and has not finished."""
+    SUCCEEDED = "Succeeded"
+    """The Job finished and its result passed the acceptance gate."""
+    REJECTED = "Rejected"
+    """The Job finished but the candidate failed the gate."""
+    FAILED = "Failed"
+    """The Job failed, timed out or reported a malformed result."""
+
+
+class RetrainingStatus(StatusModel):
+    """The current or last retraining."""
+
+    trigger_id: str
+    """Deterministic id of the trigger; the Job name derives from it."""
+    trigger: str
+    """onDrift, schedule or manual."""
+    job_name: str
+    """Name of the Job of the current attempt."""
+    attempt: int = 1
+    """Attempt number for this trigger."""
+    phase: JobPhase
+    """Running, Succeeded, Rejected or Failed."""
+    started_at: datetime
+    """When the current attempt's Job was created."""
+    finished_at: datetime | None = None
+    """When it ended."""
+    next_attempt_at: datetime | None = None
+    """After a failure with attempts left: when the next attempt may start."""
+    candidate_version: str | None = None
+    """The version the Job reported."""
+    message: str = ""
+    """Why it ended this way."""
+
+
+class AnalysisResult(StatusModel):
+    """One measurement of a canary analysis."""
+
+    name: str
+    """errorRate, latencyP99, predictionDrift, or a custom metric's name."""
+    outcome: Literal["Successful", "Failed", "Inconclusive"]
+    """Successful, Failed or Inconclusive."""
+    value: float | None = None
+    """Measured value."""
+    message: str = ""
+    """Detail."""
+
+
+class RolloutStatus(StatusModel):
+    """A canary under way."""
+
+    candidate_version: str
+    """The version being canaried."""
+    trigger_id: str
+    """The trigger that produced it."""
+    step: int = 0
+    """Index of the current step in spec.rollout.steps."""
+    step_started_at: datetime
+    """When the current step (or its latest re-measurement) started."""
+    spec_hash: str
+    """Hash of spec.rollout when the analysis started; a change restarts the analysis."""
+    inconclusive_count: int = 0
+    """Inconclusive analyses in a row at this step."""
+    analysis: list[AnalysisResult] = Field(default_factory=list)
+    """The last analysis of this step."""
+    promoting: bool = False
+    """The champion Deployment is rolling to the candidate version."""
+
+
+class HistoryEntry(StatusModel):
+    """One version's story."""
+
+    version: str
+    """Bento tag or image."""
+    trigger: str
+    """onDrift, schedule, manual, or initial."""
+    trigger_id: str = ""
+    """Trigger id."""
+    outcome: Literal["Serving", "Promoted", "RolledBack", "Rejected", "Failed", "Superseded"]
+    """What happened to the version."""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """Reported metrics (e.g. holdoutAuc, recentAuc)."""
+    message: str = ""
+    """Why."""
+    started_at: datetime
+    """When the version appeared."""
+    finished_at: datetime | None = None
+    """When its outcome was decided."""
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state. Everything the operator needs to continue after a restart."""
+
+    observed_generation: int = 0
+    """The metadata.generation the status describes."""
+    phase: Phase = Phase.PENDING
+    """A one-word summary."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Progressing, Drifted, Retraining, MonitoringAvailable."""
+    champion: str = ""
+    """Champion version serving now."""
+    challenger: str = ""
+    """Challenger or candidate version serving now, if any."""
+    split: str = ""
+    """Applied traffic split, e.g. "champion=90 challenger=10"."""
+    variants: list[VariantStatus] = Field(default_factory=list)
+    """Each variant as it runs."""
+    drift: DriftReport | None = None
+    """The last drift check."""
+    drift_tracking: DriftTracking = Field(default_factory=DriftTracking)
+    """Hysteresis state."""
+    drift_score: str = ""
+    """Short drift summary for printer columns, e.g. "p=0.002" or "0.31/0.10"."""
+    promoted_at: datetime | None = None
+    """When the serving champion version was promoted (start of the reference baseline)."""
+    retraining: RetrainingStatus | None = None
+    """The current or last retraining."""
+    retrain_starts: list[datetime] = Field(default_factory=list)
+    """Start times of retraining Jobs in the last 24 hours (for maxPerDay and cooldown)."""
+    handled_requests: list[str] = Field(default_factory=list)
+    """Values of request annotations (retrain, approve, rollback) already acted on."""
+    rollout: RolloutStatus | None = None
+    """The canary under way."""
+    failed_versions: list[str] = Field(default_factory=list)
+    """Versions rolled back or rejected; never deployed again."""
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """The most recent versions, newest last."""

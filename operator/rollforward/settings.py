@@ -1,0 +1,29 @@
+"""Operator-wide configuration, read from ROLLFORWARD_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Defaults that apply to every ModelDeployment unless its spec says otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="ROLLFORWARD_", frozen=True)
+
+    prometheus_url: str | None = None
+    """Prometheus base URL used when spec.monitoring.prometheusUrl is empty."""
+    bento_image: str = "rollforward/bento-runtime:latest"
+    """Image that runs `bentoml serve <tag>` for variants that name only a bento."""
+    router_image: str = "nginx:1.27-alpine"
+    """Image of the nginx router."""
+    resync_seconds: float = Field(default=30.0, gt=0)
+    """Period of the level-based resync timer."""
+    field_manager: str = "rollforward"
+    """Field manager of every write, so GitOps tools can tell our fields from theirs."""
+    prometheus_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Timeout of one Prometheus query."""
+    prometheus_retries: int = Field(default=2, ge=0)
+    """Retries of a failed Prometheus query within one check."""
+    health_port: int = 8080
+    """Port of kopf's liveness endpoint (/healthz)."""
