@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -26,6 +27,10 @@ def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+class ProcessStartError(RuntimeError):
+    """A managed process exited or never became ready; the message ends with its log tail."""
 
 
 def wait_until(
@@ -79,6 +84,34 @@ class ManagedProcess:
     def running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
+    def wait_until_ready(
+        self, probe: Callable[[], bool], timeout: float, interval: float = 0.25
+    ) -> None:
+        """Poll `probe` until it holds, failing fast if the process exits meanwhile.
+
+        Errors carry the tail of the process's log, because that is where the reason is.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running():
+                raise ProcessStartError(
+                    f"{self.name} exited before it was ready; last log lines "
+                    f"({self.log_path}):\n{self.log_tail()}"
+                )
+            with contextlib.suppress(Exception):
+                if probe():
+                    return
+            if time.monotonic() >= deadline:
+                raise ProcessStartError(
+                    f"{self.name} was not ready after {timeout:.0f}s; last log lines "
+                    f"({self.log_path}):\n{self.log_tail()}"
+                )
+            time.sleep(interval)
+
+    def record(self) -> dict[str, object]:
+        """What `stop_recorded` needs to stop this process from another Python process."""
+        return {"name": self.name, "pid": self.pid, "executable": str(self.argv[0])}
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -112,3 +145,60 @@ class ManagedProcess:
         assert self._popen is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, signum)
+
+
+def write_records(path: Path, processes: Sequence[ManagedProcess], **extra: object) -> None:
+    """Save what is needed to stop `processes` later (a `make ...-up` outlives its Python)."""
+    payload = {"processes": [p.record() for p in processes], **extra}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+
+
+def stop_recorded(path: Path, grace: float = 10.0) -> list[str]:
+    """Stop, newest first, the process groups saved by `write_records`; return their names.
+
+    A pid is only signalled while it still runs the recorded executable, so a pid the
+    kernel has since reused for something else is left alone.
+    """
+    records = json.loads(path.read_text())["processes"]
+    stopped = []
+    for record in reversed(records):
+        pid, executable = int(record["pid"]), str(record["executable"])
+        if _runs_executable(pid, executable):
+            _stop_group(pid, grace)
+            stopped.append(str(record["name"]))
+    return stopped
+
+
+def _runs_executable(pid: int, executable: str) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return argv0 == executable
+
+
+def _stop_group(pgid: int, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts as a member until it is reaped; it holds no port.
+    stat = Path(f"/proc/{pgid}/stat")
+    with contextlib.suppress(FileNotFoundError):
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True

@@ -1,0 +1,286 @@
+"""Debian's `prometheus` on loopback, scraping every second, with targets added at run time.
+
+Targets go through file-based service discovery: one JSON file per job under `targets/`,
+which Prometheus watches, so adding a target needs no reload. The data directory survives
+`stop()`/`start()`, and the port stays the same, because tests stop Prometheus mid-run to see
+how the operator copes and then bring it back with its history.
+
+`python -m harness.prometheus up|down [--dir _out/prometheus]` serves `make prometheus-up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from harness.processes import (
+    ManagedProcess,
+    free_port,
+    port_is_open,
+    stop_recorded,
+    wait_until,
+    write_records,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PrometheusQueryError(RuntimeError):
+    """The Prometheus HTTP API answered with an error."""
+
+
+class LocalPrometheus:
+    """One Prometheus server under `base_dir`: config, targets/, data/ and its log."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        port: int | None = None,
+        scrape_interval: str = "1s",
+        executable: str = "prometheus",
+        startup_timeout: float = 120.0,
+    ) -> None:
+        self.base_dir = base_dir
+        self.port = port or free_port()
+        self.scrape_interval = scrape_interval
+        self.executable = shutil.which(executable) or executable
+        self.startup_timeout = startup_timeout
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.base_dir / "targets"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        return self._process
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalPrometheus:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalPrometheus:
+        """Start (or restart, keeping data and port) and wait until it answers /-/ready."""
+        if self.running():
+            return self
+        if port_is_open(self.port):
+            raise OSError(f"port {self.port} is taken; Prometheus cannot (re)start on it")
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.base_dir / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
+        self._process = ManagedProcess(
+            name="prometheus",
+            argv=[
+                self.executable,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.data_dir}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1d",
+                "--log.level=warn",
+            ],
+            log_path=self.base_dir / "prometheus.log",
+            cwd=self.base_dir,
+        ).start()
+        self._process.wait_until_ready(
+            lambda: _get(f"{self.url}/-/ready").startswith("Prometheus"), self.startup_timeout
+        )
+        return self
+
+    def stop(self) -> None:
+        """Shut down cleanly (SIGTERM), so the next start replays the write-ahead log."""
+        if self._process is not None:
+            self._process.stop(grace=30.0)
+            wait_until(lambda: not port_is_open(self.port), 30.0, what="Prometheus's port to close")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    # --- targets ---------------------------------------------------------------------------
+
+    def add_target(self, job: str, address: str, labels: Mapping[str, str] | None = None) -> None:
+        """Scrape `address` (host:port, path /metrics) as `job` with extra target labels."""
+        groups = [g for g in self._read_groups(job) if g["targets"] != [address]]
+        groups.append({"targets": [address], "labels": {**(labels or {}), "job": job}})
+        self._write_groups(job, groups)
+
+    def remove_target(self, job: str, address: str) -> None:
+        groups = [g for g in self._read_groups(job) if g["targets"] != [address]]
+        self._write_groups(job, groups)
+
+    def active_targets(self) -> list[dict[str, Any]]:
+        """The targets Prometheus is scraping now, as /api/v1/targets reports them."""
+        targets: list[dict[str, Any]] = self._api("targets", {"state": "active"})["activeTargets"]
+        return targets
+
+    def wait_for_target_up(self, job: str, address: str, timeout: float = 60.0) -> None:
+        """Wait until `address` in `job` has been scraped successfully."""
+
+        def is_up() -> bool:
+            return any(
+                t["labels"].get("job") == job
+                and t["labels"].get("instance") == address
+                and t["health"] == "up"
+                for t in self.active_targets()
+            )
+
+        wait_until(is_up, timeout, what=f"Prometheus to scrape {address} (job {job})")
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query; returns the `result` list (vector samples, or a scalar pair)."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._api("query", params)
+        result = data["result"]
+        return result if isinstance(result, list) else [result]
+
+    def query_value(self, promql: str, at: float | None = None) -> float | None:
+        """The value of a query with at most one sample, or None when it has none."""
+        result = self.query(promql, at)
+        if not result:
+            return None
+        if len(result) > 1:
+            raise PrometheusQueryError(f"{promql!r} returned {len(result)} series, expected one")
+        return float(result[0]["value"][1])
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "scrape_timeout": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
+            "scrape_configs": [
+                {
+                    # Each target group sets its own `job` label, which Prometheus keeps.
+                    "job_name": "file-sd",
+                    "file_sd_configs": [
+                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
+                    ],
+                }
+            ],
+        }
+
+    def _targets_file(self, job: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job)
+        return self.targets_dir / f"{safe}.json"
+
+    def _read_groups(self, job: str) -> list[dict[str, Any]]:
+        path = self._targets_file(job)
+        groups: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+        return groups
+
+    def _write_groups(self, job: str, groups: Sequence[Mapping[str, Any]]) -> None:
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        path = self._targets_file(job)
+        # Written aside and renamed, so Prometheus never reads a half-written file.
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(list(groups), indent=2))
+        tmp.replace(path)
+
+    def _api(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
+        url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
+        try:
+            body = json.loads(_get(url))
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read() or b"{}")
+        if body.get("status") != "success":
+            raise PrometheusQueryError(f"{endpoint} {dict(params)}: {body.get('error', body)}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+        return body.decode()
+
+
+# --- `make prometheus-up` / `make prometheus-down` -------------------------------------------
+
+_STATE_FILE = "state.json"
+
+
+def prometheus_up(state_dir: Path) -> LocalPrometheus:
+    state = state_dir / _STATE_FILE
+    if state.exists():
+        raise FileExistsError(f"Prometheus may still run from {state_dir}; stop it first")
+    if state_dir.exists():
+        shutil.rmtree(state_dir)  # a previous, stopped run's leftovers
+    prometheus = LocalPrometheus(state_dir)
+    prometheus.start()
+    assert prometheus.process is not None
+    write_records(state, [prometheus.process], url=prometheus.url)
+    return prometheus
+
+
+def prometheus_down(state_dir: Path) -> list[str]:
+    state = state_dir / _STATE_FILE
+    if not state.exists():
+        return []
+    stopped = stop_recorded(state, grace=30.0)
+    state.unlink()
+    return stopped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.prometheus", description=__doc__)
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--dir", type=Path, default=REPO_ROOT / "_out" / "prometheus")
+    args = parser.parse_args(argv)
+    state_dir: Path = args.dir.resolve()
+    if args.command == "up":
+        prometheus = prometheus_up(state_dir)
+        print(f"prometheus is up: {prometheus.url}")
+        print(f"add scrape targets as file_sd JSON in {prometheus.targets_dir}")
+    else:
+        stopped = prometheus_down(state_dir)
+        print("stopped prometheus" if stopped else "no prometheus was running")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
