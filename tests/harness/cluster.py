@@ -21,6 +21,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,12 @@ class ClusterBinaries:
                 f"{path} is missing; build the cluster binaries first with `make cluster-bin`"
             )
         return path
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any
 
 
 class LocalCluster:
@@ -228,6 +235,27 @@ class LocalCluster:
         text = manifest if isinstance(manifest, str) else _to_yaml(manifest)
         self.kubectl("apply", "-f", "-", input=text)
 
+    def api(self, method: str, path: str, body: Any = None) -> ApiResponse:
+        """One raw request to the API server as the admin (e.g. `POST /apis/...?dryRun=All`).
+
+        Unlike kubectl, it hands back the server's own status code and Status object, so a
+        test can tell what the API server decided, not what a client made of it.
+        """
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        context.load_cert_chain(*map(str, self.admin_client_cert))
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.server_url}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60, context=context) as response:
+                return ApiResponse(response.status, _json_or_text(response.read()))
+        except urllib.error.HTTPError as error:
+            return ApiResponse(error.code, _json_or_text(error.read()))
+
     def helm(
         self, *args: str, check: bool = True, timeout: float = 300.0
     ) -> subprocess.CompletedProcess[str]:
@@ -254,6 +282,22 @@ class LocalCluster:
             timeout,
             what=f"ServiceAccount {namespace}/{name}",
         )
+
+    def install_crds(self, directory: Path, timeout: float = 60.0) -> list[str]:
+        """Apply every *.yaml CRD in `directory` and wait until each is Established."""
+        names: list[str] = []
+        for path in sorted(directory.glob("*.yaml")):
+            self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+            names.extend(
+                doc["metadata"]["name"]
+                for doc in yaml.safe_load_all(path.read_text())
+                if doc and doc.get("kind") == "CustomResourceDefinition"
+            )
+        for name in names:
+            self.kubectl(
+                "wait", "--for=condition=Established", f"crd/{name}", f"--timeout={timeout:.0f}s"
+            )
+        return names
 
     def kubeconfig_for_service_account(
         self, namespace: str, name: str, path: Path, duration: str = "24h"
@@ -476,6 +520,13 @@ def _http_get(url: str, context: ssl.SSLContext | None = None) -> str:
     with urllib.request.urlopen(url, timeout=5, context=context) as response:
         body: bytes = response.read()
         return body.decode()
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
 
 
 def _b64(data: bytes) -> str:

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.cluster import LocalCluster
+from harness.cluster import REPO_ROOT, LocalCluster
 from harness.prometheus import LocalPrometheus
+
+CRDS_DIR = REPO_ROOT / "crds"
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +21,12 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     """One control plane (etcd, apiserver, controller-manager, scheduler, kwok) per session."""
     with LocalCluster(tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def installed_crds(local_cluster: LocalCluster) -> list[str]:
+    """Every CRD in crds/, applied to the session cluster and Established; returns their names."""
+    return local_cluster.install_crds(CRDS_DIR)
 
 
 @pytest.fixture
