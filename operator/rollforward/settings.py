@@ -26,4 +26,8 @@ class OperatorSettings(BaseSettings):
     prometheus_retries: int = Field(default=2, ge=0)
     """Retries of a failed Prometheus query within one check."""
     health_port: int = 8080
-    """Port of kopf's liveness endpoint (/healthz)."""
+    """Port of kopf's liveness endpoint (/healthz); 0 disables it."""
+    peering_name: str | None = None
+    """kopf peering object for leader election between replicas; None runs standalone."""
+    workers: int = Field(default=8, ge=1, le=64)
+    """Reconciles that may run at once (each in a thread: the Kubernetes client blocks)."""

@@ -72,6 +72,11 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         del node["default"]
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    # JSON Schema 2020 writes exclusive bounds as numbers; OpenAPI v3.0 as flags on the bound.
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(exclusive), int | float) and not isinstance(node[exclusive], bool):
+            node[bound] = node.pop(exclusive)
+            node[exclusive] = True
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS:

@@ -127,17 +127,49 @@ class GatewayRef(ApiModel):
     """Gateway namespace; the ModelDeployment's own when empty."""
 
 
+SERVED_BY_HEADER = "x-rollforward-variant"
+"""Response header naming the variant that served; reserved, so no request header may use it."""
+
+
 class TrafficSpec(ApiModel):
     """How requests reach the variants."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.stickyHeader) || !has(self.pinHeader) || "
+                    "self.stickyHeader.lowerAscii() != self.pinHeader.lowerAscii()",
+                    "pinHeader must differ from stickyHeader",
+                    ".pinHeader",
+                ),
+                _cel(
+                    f"!has(self.pinHeader) || self.pinHeader.lowerAscii() != '{SERVED_BY_HEADER}'",
+                    f"{SERVED_BY_HEADER} is the response header naming the serving variant",
+                    ".pinHeader",
+                ),
+            ]
+        }
+    )
 
     router: RouterKind = RouterKind.NGINX
     """nginx (sticky, default), gateway-api, or service."""
     sticky_header: HeaderName = "x-user-id"
     """Request header whose value keeps a user on one variant; missing means a random bucket."""
-    pin_header: HeaderName = "x-rollforward-variant"
+    pin_header: HeaderName = "x-rollforward-pin"
     """Request header naming a variant that must serve the request, for tests and debugging."""
     gateway: GatewayRef | None = None
     """Parent Gateway of the HTTPRoute; required when router is gateway-api."""
+
+    @model_validator(mode="after")
+    def _headers_differ(self) -> TrafficSpec:
+        if self.pin_header.lower() == self.sticky_header.lower():
+            raise field_error("pinHeader", "pinHeader must differ from stickyHeader")
+        if self.pin_header.lower() == SERVED_BY_HEADER:
+            raise field_error(
+                "pinHeader", f"{SERVED_BY_HEADER} is the response header naming the serving variant"
+            )
+        return self
 
 
 class MonitoringSpec(ApiModel):
@@ -176,7 +208,7 @@ class BaselineSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "self.kind != 'seasonal' || has(self.offset)",
+                    "!has(self.kind) || self.kind != 'seasonal' || has(self.offset)",
                     "a seasonal baseline needs offset, e.g. 7d",
                 )
             ]
@@ -246,35 +278,25 @@ class AcceptanceSpec(ApiModel):
     """Allowed AUC shortfall against the champion on recent data."""
 
 
-class PodTemplateSpec(ApiModel):
-    """A Pod template, as in a Job. Only its shape is checked here; the API server checks the
-    rest when the operator creates the Job."""
+class PodSpecShape(ApiModel):
+    """A Pod spec. Only what the operator relies on is checked here; the API server checks
+    the rest when the operator creates the Job."""
 
     model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "x-kubernetes-preserve-unknown-fields": True,
-            "x-kubernetes-validations": [
-                _cel(
-                    "has(self.spec) && has(self.spec.containers) && size(self.spec.containers) > 0",
-                    "template.spec.containers needs at least one container",
-                )
-            ],
-        },
+        extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
+
+    containers: list[dict[str, Any]] = Field(min_length=1, max_length=20)
+    """Containers; the first runs the bento's retraining entrypoint."""
+
+
+class PodTemplateSpec(ApiModel):
+    """A Pod template, as in a Job."""
 
     metadata: dict[str, Any] | None = None
     """Labels and annotations of the retraining pod."""
-    spec: dict[str, Any]
-    """The Pod spec; containers[0] runs the bento's retraining entrypoint."""
-
-    @field_validator("spec")
-    @classmethod
-    def _needs_a_container(cls, spec: dict[str, Any]) -> dict[str, Any]:
-        containers = spec.get("containers")
-        if not isinstance(containers, list) or not containers:
-            raise ValueError("template.spec.containers needs at least one container")
-        return spec
+    spec: PodSpecShape
+    """The Pod spec."""
 
 
 class RetrainingSpec(ApiModel):

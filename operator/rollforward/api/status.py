@@ -243,6 +243,9 @@ class ModelDeploymentStatus(StatusModel):
     """Ready, Progressing, Drifted, Retraining, MonitoringAvailable."""
     champion: str = ""
     """Champion version serving now."""
+    champion_source: str = ""
+    """The champion's bento or image in spec when status.champion was set. When spec's
+    differs, Git changed the champion, and the spec wins over a promoted version."""
     challenger: str = ""
     """Challenger or candidate version serving now, if any."""
     split: str = ""

@@ -1,0 +1,178 @@
+"""Pure builders of the per-variant child objects. They return plain manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from rollforward.api import ModelDeployment
+from rollforward.naming import (
+    ANNOTATION_DESIRED_HASH,
+    ANNOTATION_VERSION,
+    COMPONENT_BENTO,
+    LABEL_MODEL,
+    LABEL_ROLE,
+    LABEL_VARIANT,
+    owned_labels,
+    variant_name,
+)
+from rollforward.serving.contract import (
+    DEFAULT_PORT,
+    ENV_MODEL,
+    ENV_SEGMENT_FIELD,
+    ENV_VARIANT,
+    ENV_VERSION,
+    LIVENESS_PATH,
+    METRICS_PATH,
+    READINESS_PATH,
+)
+from rollforward.settings import OperatorSettings
+from rollforward.variants import ServedVariant
+
+Manifest = dict[str, Any]
+
+
+def owner_reference(deployment: ModelDeployment) -> Manifest:
+    """Makes the ModelDeployment own a child, so deleting it garbage-collects the child."""
+    return {
+        "apiVersion": deployment.api_version,
+        "kind": deployment.kind,
+        "name": deployment.metadata.name,
+        "uid": deployment.metadata.uid or "",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def with_desired_hash(manifest: Manifest) -> Manifest:
+    """Stamp a manifest with the hash of its own content.
+
+    Comparing this hash with the live object's annotation tells whether the child is what we
+    want without comparing fields the API server defaults, so a resync writes nothing.
+    """
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    annotations = {**manifest["metadata"].get("annotations", {}), ANNOTATION_DESIRED_HASH: digest}
+    return {**manifest, "metadata": {**manifest["metadata"], "annotations": annotations}}
+
+
+def child_metadata(
+    deployment: ModelDeployment, name: str, labels: dict[str, str], annotations: dict[str, str]
+) -> Manifest:
+    return {
+        "name": name,
+        "namespace": deployment.metadata.namespace,
+        "labels": labels,
+        "annotations": annotations,
+        "ownerReferences": [owner_reference(deployment)],
+    }
+
+
+def variant_labels(deployment: ModelDeployment, variant: ServedVariant) -> dict[str, str]:
+    return {
+        **owned_labels(deployment.metadata.name, COMPONENT_BENTO),
+        LABEL_VARIANT: variant.name,
+        LABEL_ROLE: variant.role,
+        LABEL_MODEL: deployment.spec.model,
+    }
+
+
+def _selector(deployment: ModelDeployment, variant: ServedVariant) -> dict[str, str]:
+    labels = variant_labels(deployment, variant)
+    return {
+        k: labels[k]
+        for k in (*owned_labels(deployment.metadata.name, COMPONENT_BENTO), LABEL_VARIANT)
+    }
+
+
+def _serving_container(
+    deployment: ModelDeployment, variant: ServedVariant, settings: OperatorSettings
+) -> Manifest:
+    env = [
+        {"name": ENV_MODEL, "value": deployment.spec.model},
+        {"name": ENV_VERSION, "value": variant.version},
+        {"name": ENV_VARIANT, "value": variant.name},
+    ]
+    if deployment.spec.drift.segment_label:
+        env.append({"name": ENV_SEGMENT_FIELD, "value": deployment.spec.drift.segment_label})
+    container: Manifest = {
+        "name": "bento",
+        "image": variant.image or settings.bento_image,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": DEFAULT_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": READINESS_PATH, "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": LIVENESS_PATH, "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+    }
+    if variant.bento:
+        container["command"] = ["bentoml", "serve", variant.bento]
+        container["args"] = ["--host", "0.0.0.0", "--port", str(DEFAULT_PORT)]
+    if variant.resources is not None:
+        container["resources"] = variant.resources.model_dump(exclude_none=True)
+    return container
+
+
+def variant_deployment(
+    deployment: ModelDeployment, variant: ServedVariant, settings: OperatorSettings
+) -> Manifest:
+    """The Deployment that serves one variant."""
+    labels = variant_labels(deployment, variant)
+    pod_annotations = {
+        ANNOTATION_VERSION: variant.version,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(DEFAULT_PORT),
+        "prometheus.io/path": METRICS_PATH,
+    }
+    manifest: Manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(
+            deployment,
+            variant_name(deployment.metadata.name, variant.name),
+            labels,
+            {ANNOTATION_VERSION: variant.version},
+        ),
+        "spec": {
+            "replicas": variant.replicas,
+            "revisionHistoryLimit": deployment.spec.rollout.revision_history_limit,
+            "selector": {"matchLabels": _selector(deployment, variant)},
+            "template": {
+                "metadata": {"labels": labels, "annotations": pod_annotations},
+                "spec": {"containers": [_serving_container(deployment, variant, settings)]},
+            },
+        },
+    }
+    return with_desired_hash(manifest)
+
+
+def variant_service(deployment: ModelDeployment, variant: ServedVariant) -> Manifest:
+    """The ClusterIP Service in front of one variant's pods."""
+    manifest: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(
+            deployment,
+            variant_name(deployment.metadata.name, variant.name),
+            variant_labels(deployment, variant),
+            {},
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(deployment, variant),
+            "ports": [{"name": "http", "port": DEFAULT_PORT, "targetPort": "http"}],
+        },
+    }
+    return with_desired_hash(manifest)
+
+
+def service_host(deployment: ModelDeployment, variant: str) -> str:
+    """In-cluster host:port of a variant's Service, as routers address it."""
+    name = variant_name(deployment.metadata.name, variant)
+    return f"{name}.{deployment.metadata.namespace}.svc:{DEFAULT_PORT}"

@@ -1,0 +1,172 @@
+"""The Kubernetes I/O adapter: read children, write children, status and Events.
+
+Every write goes through here, with one field manager, and is counted, so tests and
+benchmarks can prove that a steady-state resync writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import dynamic
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
+from rollforward.naming import children_selector
+from rollforward.observed import ChildKey, Manifest, Observed
+from rollforward.serving_plan import Event
+
+log = logging.getLogger(__name__)
+
+_CHILD_KINDS = {
+    "Deployment": "apps/v1",
+    "Service": "v1",
+    "ConfigMap": "v1",
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
+    "Job": "batch/v1",
+    "Pod": "v1",
+}
+
+
+def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
+    """In a pod: the ServiceAccount; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube)."""
+    try:
+        k8s_config.load_incluster_config()
+        return k8s.ApiClient()
+    except k8s_config.ConfigException:
+        configuration = k8s.Configuration()
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        return k8s.ApiClient(configuration=configuration)
+
+
+class KubeAdapter:
+    """Reads and writes for the reconcile of ModelDeployments."""
+
+    def __init__(self, api_client: k8s.ApiClient, field_manager: str = "rollforward") -> None:
+        self._dynamic = dynamic.DynamicClient(api_client)
+        self._field_manager = field_manager
+        self.writes: Counter[str] = Counter()
+        """Write calls by verb and kind, e.g. writes["apply Deployment"]."""
+
+    def _resource(self, kind: str) -> Any:
+        return self._dynamic.resources.get(api_version=_CHILD_KINDS[kind], kind=kind)
+
+    def gateway_api_installed(self) -> bool:
+        try:
+            self._resource("HTTPRoute")
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_model_deployment(self, namespace: str, name: str) -> Manifest | None:
+        resource = self._dynamic.resources.get(api_version=API_VERSION, kind=KIND)
+        try:
+            found: Manifest = resource.get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        return found
+
+    def list_children(
+        self, namespace: str, owner: str, kinds: tuple[str, ...]
+    ) -> dict[ChildKey, Manifest]:
+        children: dict[ChildKey, Manifest] = {}
+        for kind in kinds:
+            try:
+                resource = self._resource(kind)
+            except ResourceNotFoundError:
+                continue
+            listed = resource.get(namespace=namespace, label_selector=children_selector(owner))
+            for item in listed.items:
+                body = item.to_dict()
+                children[(kind, body["metadata"]["name"])] = body
+        return children
+
+    def observe(self, deployment: ModelDeployment, kinds: tuple[str, ...]) -> Observed:
+        gateway = self.gateway_api_installed()
+        wanted = tuple(k for k in kinds if k != "HTTPRoute" or gateway)
+        return Observed(
+            children=self.list_children(
+                deployment.metadata.namespace, deployment.metadata.name, wanted
+            ),
+            gateway_api_installed=gateway,
+        )
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def apply(self, manifest: Manifest) -> None:
+        """Server-side apply with our field manager: we own exactly the fields we set."""
+        kind = manifest["kind"]
+        self.writes[f"apply {kind}"] += 1
+        self._resource(kind).server_side_apply(
+            body=manifest,
+            name=manifest["metadata"]["name"],
+            namespace=manifest["metadata"]["namespace"],
+            field_manager=self._field_manager,
+            force_conflicts=True,
+        )
+
+    def delete(self, namespace: str, kind: str, name: str, propagation: str = "Background") -> None:
+        self.writes[f"delete {kind}"] += 1
+        with contextlib.suppress(NotFoundError):
+            self._resource(kind).delete(
+                name=name, namespace=namespace, body={"propagationPolicy": propagation}
+            )
+
+    def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
+        """A merge patch of the status subresource; spec is never written."""
+        self.writes["patch status"] += 1
+        resource = self._dynamic.resources.get(api_version=API_VERSION, kind=KIND)
+        resource.status.patch(
+            body={"status": patch},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            field_manager=self._field_manager,
+        )
+
+    def post_event(
+        self, deployment: ModelDeployment, event: Event, now: datetime | None = None
+    ) -> None:
+        self.writes["create Event"] += 1
+        stamp = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{deployment.metadata.name}.",
+                "namespace": deployment.metadata.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": deployment.api_version,
+                "kind": deployment.kind,
+                "name": deployment.metadata.name,
+                "namespace": deployment.metadata.namespace,
+                "uid": deployment.metadata.uid,
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": "rollforward"},
+            "reportingComponent": "rollforward.io/operator",
+            "reportingInstance": "rollforward",
+        }
+        try:
+            self._dynamic.resources.get(api_version="v1", kind="Event").create(
+                body=body, namespace=deployment.metadata.namespace
+            )
+        except Exception as error:  # an Event is a courtesy; it must never fail a reconcile
+            log.warning("could not post Event %s: %s", event.reason, error)
+
+
+__all__ = ["PLURAL", "KubeAdapter", "load_api_client"]

@@ -1,0 +1,31 @@
+"""Start the operator: settings from the environment, handlers on a registry, kopf.run."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from rollforward.handlers import OperatorContext, register_handlers
+from rollforward.kube import KubeAdapter, load_api_client
+from rollforward.settings import OperatorSettings
+
+
+def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = OperatorSettings()
+    context = OperatorContext(
+        settings=settings,
+        kube=KubeAdapter(load_api_client(), field_manager=settings.field_manager),
+    )
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, context)
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(
+        registry=registry,
+        clusterwide=all_namespaces or not namespaces,
+        namespaces=namespaces,
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,133 @@
+"""The default router: an operator-owned stock nginx with sticky weighted `split_clients`."""
+
+from __future__ import annotations
+
+from rollforward.api import ModelDeployment, VariantRole
+from rollforward.builders import Manifest, child_metadata, service_host, with_desired_hash
+from rollforward.naming import (
+    ANNOTATION_CONFIG_CHECKSUM,
+    COMPONENT_ROUTER,
+    owned_labels,
+    router_name,
+)
+from rollforward.observed import Observed, deployment_health
+from rollforward.routers import RouterPlan
+from rollforward.routers.nginx_config import (
+    HEALTH_PATH,
+    NginxRouterConfig,
+    RoutedVariant,
+    config_checksum,
+    render_nginx_config,
+)
+from rollforward.settings import OperatorSettings
+from rollforward.variants import ServedVariant
+
+LISTEN_PORT = 8080
+SERVICE_PORT = 80
+CONFIG_KEY = "nginx.conf"
+
+
+def nginx_config(deployment: ModelDeployment, served: list[ServedVariant]) -> NginxRouterConfig:
+    """The renderer's input for this ModelDeployment."""
+    champion = next(v.name for v in served if v.role == VariantRole.CHAMPION.value)
+    shadow = next((v.name for v in served if v.role == VariantRole.SHADOW.value), None)
+    return NginxRouterConfig(
+        listen_port=LISTEN_PORT,
+        sticky_header=deployment.spec.traffic.sticky_header,
+        pin_header=deployment.spec.traffic.pin_header,
+        champion=champion,
+        variants=tuple(
+            RoutedVariant(name=v.name, weight=v.weight, upstream=service_host(deployment, v.name))
+            for v in served
+        ),
+        mirror_variant=shadow,
+    )
+
+
+class NginxRouter:
+    def plan(
+        self,
+        deployment: ModelDeployment,
+        served: list[ServedVariant],
+        settings: OperatorSettings,
+        observed: Observed,
+    ) -> RouterPlan:
+        text = render_nginx_config(nginx_config(deployment, served))
+        name = router_name(deployment.metadata.name)
+        labels = owned_labels(deployment.metadata.name, COMPONENT_ROUTER)
+        config_map: Manifest = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": child_metadata(deployment, name, labels, {}),
+            "data": {CONFIG_KEY: text},
+        }
+        return RouterPlan(
+            objects=[
+                with_desired_hash(config_map),
+                with_desired_hash(_router_deployment(deployment, settings, name, labels, text)),
+                with_desired_hash(_router_service(deployment, name, labels)),
+            ]
+        )
+
+    def readiness(self, deployment: ModelDeployment, observed: Observed) -> tuple[bool, str]:
+        health = deployment_health(
+            observed.get("Deployment", router_name(deployment.metadata.name))
+        )
+        return health.available, f"router: {health.message}"
+
+
+def _router_deployment(
+    deployment: ModelDeployment,
+    settings: OperatorSettings,
+    name: str,
+    labels: dict[str, str],
+    config_text: str,
+) -> Manifest:
+    # The checksum on the pod template rolls nginx when (and only when) its config changes.
+    pod_annotations = {ANNOTATION_CONFIG_CHECKSUM: config_checksum(config_text)}
+    probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": 5}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(deployment, name, labels, {}),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": pod_annotations},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "nginx",
+                            "image": settings.router_image,
+                            "ports": [{"name": "http", "containerPort": LISTEN_PORT}],
+                            "readinessProbe": probe,
+                            "livenessProbe": probe,
+                            "volumeMounts": [
+                                {
+                                    "name": "config",
+                                    "mountPath": f"/etc/nginx/{CONFIG_KEY}",
+                                    "subPath": CONFIG_KEY,
+                                    "readOnly": True,
+                                }
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": name}}],
+                },
+            },
+        },
+    }
+
+
+def _router_service(deployment: ModelDeployment, name: str, labels: dict[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(deployment, name, labels, {}),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": labels,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}],
+        },
+    }

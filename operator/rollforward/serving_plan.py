@@ -1,0 +1,217 @@
+"""Decide the children and the serving status of a ModelDeployment. Pure: no I/O, no clock.
+
+Given the resource, the observed children and `now`, it returns what to write. The same
+function runs on create, update, resume, timer and child events (level-based), so running it
+twice in a row with nothing changed yields no writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from rollforward.api import (
+    ConditionType,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    Phase,
+    Reason,
+    VariantRole,
+    VariantStatus,
+)
+from rollforward.builders import Manifest, variant_deployment, variant_service
+from rollforward.conditions import set_condition
+from rollforward.naming import ANNOTATION_DESIRED_HASH, variant_name
+from rollforward.observed import ChildKey, Observed, deployment_health
+from rollforward.routers import router_for
+from rollforward.settings import OperatorSettings
+from rollforward.variants import ServedVariant, served_variants, spec_source, split_summary
+
+MANAGED_KINDS = ("Deployment", "Service", "ConfigMap", "HTTPRoute")
+"""Kinds of serving children; anything of these kinds we own but no longer want is deleted."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to emit on the ModelDeployment."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    apply: list[Manifest] = field(default_factory=list)
+    delete: list[ChildKey] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
+
+
+def _key(manifest: Manifest) -> ChildKey:
+    return manifest["kind"], manifest["metadata"]["name"]
+
+
+def _needs_write(desired: Manifest, observed: Manifest | None) -> bool:
+    if observed is None:
+        return True
+    want = desired["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
+    have = (observed.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_DESIRED_HASH)
+    return bool(want != have)
+
+
+def _change_event(desired: Manifest, existed: bool, split: str) -> Event:
+    kind, name = _key(desired)
+    verb = "Updated" if existed else "Created"
+    detail = f" (split {split})" if kind in ("ConfigMap", "HTTPRoute") else ""
+    return Event("Normal", f"{verb}{kind}", f"{verb} {kind} {name}{detail}")
+
+
+def plan_serving(
+    deployment: ModelDeployment,
+    observed: Observed,
+    settings: OperatorSettings,
+    now: datetime,
+    status: ModelDeploymentStatus | None = None,
+) -> ServingPlan:
+    """The serving children to write and delete, and the status they lead to.
+
+    `status` is the status to build on (the drift and rollout decisions may already have
+    moved it on); it defaults to the one in the resource.
+    """
+    status = status if status is not None else deployment.status
+    served = served_variants(deployment.spec, status)
+    split = split_summary(served)
+    router = router_for(deployment.spec.traffic.router)
+    router_plan = router.plan(deployment, served, settings, observed)
+
+    desired: list[Manifest] = []
+    for variant in served:
+        desired.append(variant_deployment(deployment, variant, settings))
+        desired.append(variant_service(deployment, variant))
+    desired.extend(router_plan.objects)
+
+    writes = [d for d in desired if _needs_write(d, observed.get(*_key(d)))]
+    wanted = {_key(d) for d in desired}
+    deletes = sorted(
+        key for key in observed.children if key[0] in MANAGED_KINDS and key not in wanted
+    )
+    events = [_change_event(d, observed.get(*_key(d)) is not None, split) for d in writes]
+    events += [
+        Event("Normal", f"Deleted{kind}", f"Deleted {kind} {name}") for kind, name in deletes
+    ]
+
+    new_status = _serving_status(
+        deployment, status, served, observed, router_plan.blocked, bool(writes or deletes), now
+    )
+    return ServingPlan(apply=writes, delete=deletes, events=events, status=new_status)
+
+
+def _variant_statuses(
+    deployment: ModelDeployment, served: list[ServedVariant], observed: Observed
+) -> list[VariantStatus]:
+    result = []
+    for variant in served:
+        health = deployment_health(
+            observed.get("Deployment", variant_name(deployment.metadata.name, variant.name))
+        )
+        result.append(
+            VariantStatus(
+                name=variant.name,
+                role=variant.role,
+                version=variant.version,
+                weight=variant.weight,
+                replicas=variant.replicas,
+                ready_replicas=health.ready_replicas,
+            )
+        )
+    return result
+
+
+def _readiness(
+    deployment: ModelDeployment,
+    served: list[ServedVariant],
+    observed: Observed,
+    blocked: tuple[Reason, str] | None,
+) -> tuple[bool, Reason, str, bool]:
+    """(ready, reason, message, all children up to date)."""
+    if blocked is not None:
+        return False, blocked[0], blocked[1], False
+    problems: list[str] = []
+    up_to_date = True
+    for variant in served:
+        if variant.replicas == 0:
+            continue
+        health = deployment_health(
+            observed.get("Deployment", variant_name(deployment.metadata.name, variant.name))
+        )
+        up_to_date = up_to_date and health.up_to_date
+        if not health.available:
+            problems.append(f"variant {variant.name}: {health.message}")
+    if problems:
+        return False, Reason.VARIANT_UNAVAILABLE, "; ".join(problems), up_to_date
+    router_ok, router_message = router_for(deployment.spec.traffic.router).readiness(
+        deployment, observed
+    )
+    if not router_ok:
+        return False, Reason.ROUTER_UNAVAILABLE, router_message, up_to_date
+    return True, Reason.RECONCILED, "all variants and the router are available", up_to_date
+
+
+def _serving_status(
+    deployment: ModelDeployment,
+    status: ModelDeploymentStatus,
+    served: list[ServedVariant],
+    observed: Observed,
+    blocked: tuple[Reason, str] | None,
+    writing: bool,
+    now: datetime,
+) -> ModelDeploymentStatus:
+    generation = deployment.metadata.generation or 0
+    ready, reason, message, up_to_date = _readiness(deployment, served, observed, blocked)
+    conditions = status.conditions
+    progressing = writing or not up_to_date
+    if status.rollout is None:
+        conditions = set_condition(
+            conditions,
+            ConditionType.PROGRESSING,
+            "True" if progressing else "False",
+            Reason.CHILDREN_UPDATING if progressing else Reason.RECONCILED,
+            "children are being created or rolled" if progressing else "children match the spec",
+            generation,
+            now,
+        )
+    conditions = set_condition(
+        conditions,
+        ConditionType.READY,
+        "True" if ready else "False",
+        reason,
+        message,
+        generation,
+        now,
+    )
+    champion = next(v for v in served if v.role == VariantRole.CHAMPION.value)
+    others = [v for v in served if v.role in ("challenger", "candidate")]
+    if ready:
+        in_trouble = status.phase in (Phase.PENDING, Phase.DEGRADED)
+        phase = Phase.STABLE if in_trouble else status.phase
+    else:
+        never_ready = status.phase is Phase.PENDING and blocked is None
+        phase = Phase.PENDING if never_ready else Phase.DEGRADED
+    return replace_status(
+        status,
+        observed_generation=generation,
+        phase=phase,
+        conditions=conditions,
+        champion=champion.version,
+        champion_source=spec_source(deployment.spec.champion()),
+        challenger=others[-1].version if others else "",
+        split=split_summary(served),
+        variants=_variant_statuses(deployment, served, observed),
+    )
+
+
+def replace_status(status: ModelDeploymentStatus, **changes: object) -> ModelDeploymentStatus:
+    """A copy of a (frozen) status with some fields changed."""
+    return status.model_copy(update=changes)
