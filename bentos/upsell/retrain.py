@@ -1,0 +1,199 @@
+"""The retraining entrypoint the operator's Job runs: `python -m upsell.retrain`.
+
+Trains on the configured data, evaluates on a random holdout and on the most recent rows
+(also against the champion, when named), saves a new model and bento version, and writes a
+RetrainingResult as JSON to the termination-message path. Exit codes: 0 when a candidate
+was built (accepted or not: read `accepted`), 1 when training or the build failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import pandas as pd
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rollforward.serving.contract import (
+    DEFAULT_TERMINATION_MESSAGE_PATH,
+    ENV_TERMINATION_MESSAGE_PATH,
+    EvaluationMetrics,
+    RetrainingResult,
+)
+from upsell.generator import SCENARIOS, generate
+from upsell.packaging import BuildError, build_bento, model_tag_of_bento, save_model
+from upsell.training import (
+    DEFAULT_THRESHOLD,
+    TrainedModel,
+    TrainingError,
+    TrainingOptions,
+    evaluate,
+    train,
+)
+
+
+class RetrainSettings(BaseSettings):
+    """Where the data comes from and what a candidate must achieve; env or flags."""
+
+    model_config = SettingsConfigDict(env_prefix="SOOM_RETRAIN_", extra="ignore")
+
+    scenario: str = "baseline"
+    seed: int = 0
+    rows: int = Field(default=20_000, ge=100)
+    # Drop rows that signed up before this time (data from before a pivot).
+    since: datetime | None = None
+    # Or keep only the last N days of the data.
+    window_days: float | None = Field(default=None, gt=0)
+    # The serving bento (name:version); the candidate must not be worse on recent data.
+    champion: str = ""
+    min_auc: float = 0.75
+    # How much worse than the champion on recent data a candidate may be.
+    tolerance: float = 0.02
+    termination_message_path: Path = Field(
+        default=Path(DEFAULT_TERMINATION_MESSAGE_PATH),
+        validation_alias=AliasChoices(ENV_TERMINATION_MESSAGE_PATH, "termination_message_path"),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    flags = _parse(argv)
+    trained_at = datetime.now(UTC)
+    try:
+        settings = RetrainSettings(**flags)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return _fail(f"invalid configuration: {problems}", _fallback_path(flags), trained_at)
+    try:
+        result = retrain(settings, trained_at)
+    except (TrainingError, BuildError) as error:
+        return _fail(f"retraining failed: {error}", settings.termination_message_path, trained_at)
+    except Exception as error:
+        # The process boundary: whatever broke, the operator still gets a result to read.
+        traceback.print_exc()
+        reason = f"retraining failed unexpectedly: {type(error).__name__}: {error}"
+        return _fail(reason, settings.termination_message_path, trained_at)
+    _write(result, settings.termination_message_path)
+    verdict = "accepted" if result.accepted else "rejected: " + "; ".join(result.reasons)
+    print(f"built {result.version}, {verdict}", file=sys.stderr)
+    return 0
+
+
+def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult:
+    data = generate(settings.scenario, settings.rows, settings.seed)
+    model = train(data, TrainingOptions(seed=settings.seed, since=_since(settings, data)))
+    champion = _champion_recent(settings.champion, model) if settings.champion else None
+    metrics = model.metrics.model_copy(update={"champion_recent": champion})
+    reasons = acceptance_problems(
+        metrics.holdout, metrics.recent, champion, settings.min_auc, settings.tolerance
+    )
+    model_tag = save_model(
+        model,
+        {
+            "scenario": settings.scenario,
+            "seed": settings.seed,
+            "trained_at": trained_at.isoformat(),
+            "accepted": not reasons,
+        },
+    )
+    return RetrainingResult(
+        version=build_bento(model_tag),
+        accepted=not reasons,
+        reasons=reasons,
+        metrics=metrics,
+        baseline_distribution=model.baseline_distribution,
+        trained_at=trained_at,
+        training_rows=model.training_rows,
+    )
+
+
+def acceptance_problems(
+    holdout: EvaluationMetrics,
+    recent: EvaluationMetrics,
+    champion_recent: EvaluationMetrics | None,
+    min_auc: float,
+    tolerance: float,
+) -> list[str]:
+    """Why a candidate must not be promoted; empty when it may. Pure."""
+    problems = []
+    if holdout.auc is None or holdout.auc < min_auc:
+        problems.append(f"holdout AUC {holdout.auc} is below {min_auc}")
+    if recent.auc is None or recent.auc < min_auc:
+        problems.append(f"AUC on the most recent data {recent.auc} is below {min_auc}")
+    if (
+        champion_recent is not None
+        and champion_recent.auc is not None
+        and recent.auc is not None
+        and recent.auc < champion_recent.auc - tolerance
+    ):
+        problems.append(
+            f"AUC on recent data {recent.auc} is worse than the champion's "
+            f"{champion_recent.auc} by more than {tolerance}"
+        )
+    return problems
+
+
+def _champion_recent(champion: str, model: TrainedModel) -> EvaluationMetrics:
+    stored = bentoml.models.get(model_tag_of_bento(champion))
+    threshold = stored.info.metadata.get("threshold", DEFAULT_THRESHOLD)
+    if not isinstance(threshold, int | float):
+        threshold = DEFAULT_THRESHOLD
+    return evaluate(bentoml.sklearn.load_model(stored), model.recent, threshold)
+
+
+def _since(settings: RetrainSettings, data: pd.DataFrame) -> datetime | None:
+    if settings.window_days is None:
+        return settings.since
+    window_start = data["signup_at"].max() - timedelta(days=settings.window_days)
+    start: datetime = window_start.floor("s").to_pydatetime()
+    return max(start, settings.since) if settings.since else start
+
+
+def _fail(reason: str, path: Path, trained_at: datetime) -> int:
+    result = RetrainingResult(version="", accepted=False, reasons=[reason], trained_at=trained_at)
+    _write(result, path)
+    print(reason, file=sys.stderr)
+    return 1
+
+
+def _fallback_path(flags: dict[str, Any]) -> Path:
+    configured = flags.get("termination_message_path") or os.environ.get(
+        ENV_TERMINATION_MESSAGE_PATH, DEFAULT_TERMINATION_MESSAGE_PATH
+    )
+    return Path(configured)
+
+
+def _write(result: RetrainingResult, path: Path) -> None:
+    message = result.to_termination_message()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(message)
+    print(message)
+
+
+def _parse(argv: Sequence[str] | None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m upsell.retrain", description=__doc__)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--since", help="ISO time; drop rows that signed up before it")
+    parser.add_argument("--window-days", type=float, help="keep only the last N days")
+    parser.add_argument("--champion", help="bento tag of the serving model")
+    parser.add_argument("--min-auc", type=float)
+    parser.add_argument("--tolerance", type=float)
+    parser.add_argument(
+        "--output",
+        dest="termination_message_path",
+        help="where to write the JSON result (default: termination log)",
+    )
+    return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The contract between a bento and the Rollforward operator.
+
+The operator imports this module to build PromQL and to parse a retraining Job's
+termination message, so it depends on the standard library and pydantic only.
+Every name here is part of a public contract: renaming one breaks running clusters.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# Environment variables the operator sets on every bento pod.
+ENV_MODEL: Final = "ROLLFORWARD_MODEL"
+ENV_VERSION: Final = "ROLLFORWARD_VERSION"
+ENV_VARIANT: Final = "ROLLFORWARD_VARIANT"
+# Optional: the input field whose value becomes the `segment` label (unset: segment="").
+ENV_SEGMENT_FIELD: Final = "ROLLFORWARD_SEGMENT_FIELD"
+# Where a retraining Job writes its RetrainingResult (Kubernetes reads it after exit).
+ENV_TERMINATION_MESSAGE_PATH: Final = "ROLLFORWARD_TERMINATION_MESSAGE_PATH"
+DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
+# Kubernetes truncates a termination message beyond this many bytes.
+TERMINATION_MESSAGE_LIMIT_BYTES: Final = 4096
+
+# Serving endpoints (BentoML's defaults, kept here so the operator's probes agree).
+DEFAULT_PORT: Final = 3000
+READINESS_PATH: Final = "/readyz"
+LIVENESS_PATH: Final = "/livez"
+METRICS_PATH: Final = "/metrics"
+PREDICT_PATH: Final = "/predict"
+FEEDBACK_PATH: Final = "/feedback"
+
+# Metric names exported by rollforward.serving.
+PREDICTIONS_TOTAL: Final = "rollforward_predictions_total"
+PREDICTION_SCORE: Final = "rollforward_prediction_score"
+BASELINE_RATIO: Final = "rollforward_baseline_ratio"
+INPUT_ANOMALIES_TOTAL: Final = "rollforward_input_anomalies_total"
+OUTCOMES_TOTAL: Final = "rollforward_outcomes_total"
+
+# Their label names, in the order the helper declares them.
+PREDICTIONS_LABELS: Final = ("model", "version", "variant", "label", "segment")
+PREDICTION_SCORE_LABELS: Final = ("model", "version", "variant")
+BASELINE_RATIO_LABELS: Final = ("model", "version", "label")
+INPUT_ANOMALIES_LABELS: Final = ("model", "version", "field", "kind")
+OUTCOMES_LABELS: Final = ("model", "version", "label", "predicted")
+
+# BentoML's own HTTP metrics, which the operator reads for error rate and latency.
+# Labels: endpoint, http_response_code, runner_name, service_name, service_version.
+BENTOML_REQUESTS_TOTAL: Final = "bentoml_service_request_total"
+BENTOML_REQUEST_DURATION: Final = "bentoml_service_request_duration_seconds"
+
+# The `segment` value for records whose segment field holds something unexpected.
+OTHER_SEGMENT: Final = "other"
+
+
+class AnomalyKind(StrEnum):
+    """The `kind` label of rollforward_input_anomalies_total."""
+
+    # A field the model uses was absent; it was imputed.
+    MISSING = "missing"
+    # A field was JSON null; it was imputed.
+    NULL = "null"
+    # A value had the wrong JSON type and could not be coerced; it was imputed.
+    WRONG_TYPE = "wrong_type"
+    # A value had the wrong JSON type but was coerced (e.g. "12" for a number).
+    COERCED = "coerced"
+    # A categorical value the model never saw in training; it was ignored by the encoder.
+    UNKNOWN_CATEGORY = "unknown_category"
+    # A number outside the plausible range (negative counts, NaN, infinity); it was clipped.
+    OUT_OF_RANGE = "out_of_range"
+    # A field the model does not know; it was ignored.
+    EXTRA = "extra"
+    # Feedback named a prediction id this bento did not issue.
+    UNKNOWN_PREDICTION_ID = "unknown_prediction_id"
+    # Feedback for a prediction id that already received feedback; it was not counted again.
+    DUPLICATE_FEEDBACK = "duplicate_feedback"
+
+
+class _CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class EvaluationMetrics(_CamelModel):
+    """Quality of a model on one evaluation set."""
+
+    auc: float | None = Field(description="Area under the ROC curve; null with one class only.")
+    accuracy: float
+    recall: float
+    samples: int
+
+
+class RetrainingMetrics(_CamelModel):
+    """Quality on a random holdout and on the most recent slice of the data."""
+
+    holdout: EvaluationMetrics
+    recent: EvaluationMetrics
+    # The champion's quality on the same recent slice, when it could be loaded.
+    champion_recent: EvaluationMetrics | None = None
+
+
+class RetrainingResult(_CamelModel):
+    """What a retraining Job reports through its termination message."""
+
+    # The new bento tag (name:version); empty when training failed before a build.
+    version: str
+    # Whether the candidate met the acceptance criteria; reasons say why not.
+    accepted: bool
+    reasons: list[str] = Field(default_factory=list)
+    metrics: RetrainingMetrics | None = None
+    # The predicted-label distribution on the validation set (label -> ratio).
+    baseline_distribution: dict[str, float] = Field(default_factory=dict)
+    trained_at: datetime
+    training_rows: int = 0
+
+    def to_termination_message(self) -> str:
+        """Compact JSON that fits Kubernetes' termination-message limit.
+
+        Reasons are the only unbounded part, so they are shortened until the message fits.
+        """
+        result = self
+        while True:
+            text = result.model_dump_json(by_alias=True, exclude_none=True)
+            if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT_BYTES or not result.reasons:
+                return text
+            result = result.model_copy(update={"reasons": _shorten(result.reasons)})
+
+    @classmethod
+    def from_termination_message(cls, text: str) -> RetrainingResult:
+        return cls.model_validate(json.loads(text))
+
+
+def _shorten(reasons: list[str]) -> list[str]:
+    longest = max(len(r) for r in reasons)
+    if longest > 80:
+        return [r if len(r) <= longest // 2 else r[: longest // 2] + "…" for r in reasons]
+    return reasons[:-1]

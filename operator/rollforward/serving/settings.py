@@ -1,0 +1,31 @@
+"""Serving configuration, read from the environment the operator sets on a bento pod."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """Who this process is (model, version, variant) and how it instruments predictions.
+
+    The operator sets ROLLFORWARD_MODEL/VERSION/VARIANT; the defaults serve a bento run by
+    hand, so `bentoml serve` works without any of them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ROLLFORWARD_", extra="ignore")
+
+    model: str = Field(default="", description="Model name (the ModelDeployment's model).")
+    version: str = Field(default="", description="Bento version being served.")
+    variant: str = Field(default="default", description="champion, challenger, canary, ...")
+    segment_field: str = Field(default="", description="Input field that labels a segment.")
+    # Distinct segment values beyond this count are reported as "other", so a free-text
+    # field cannot blow up the number of Prometheus series.
+    max_segments: int = Field(default=20, ge=1)
+    # When false the bento predicts without exporting rollforward_* metrics; the
+    # overhead benchmark compares both modes of the same bento.
+    instrument: bool = True
+    # Key for prediction-id signatures; the default only guards against typos.
+    feedback_secret: str = ""
+    # Prediction ids already fed back, remembered to count duplicates (per worker).
+    feedback_memory: int = Field(default=100_000, ge=1)
