@@ -18,6 +18,20 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 log() { printf '[cluster-bin] %s\n' "$*" >&2; }
 
+# Only a build needs Go; a warm cache does not. Kubernetes 1.35 needs Go 1.25 or newer.
+require_go() {
+  if ! command -v go >/dev/null; then
+    log "building needs Go >= 1.25 on PATH, and there is none; install it from https://go.dev/dl"
+    exit 1
+  fi
+  local minor
+  minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+  if [ -z "$minor" ] || [ "$minor" -lt 25 ]; then
+    log "building needs Go >= 1.25, found $(go env GOVERSION)"
+    exit 1
+  fi
+}
+
 # k8s.io/kubernetes refers to its staging modules through relative replace lines,
 # which do not work from outside its repository; pin each to the matching v0.X.Y.
 kube_module_dir() {
@@ -70,6 +84,7 @@ build_kube() {
   done
   local etcd_out="$bin/etcd-v$ETCD_VERSION"
   if [ ${#missing[@]} -gt 0 ] || [ ! -x "$etcd_out/etcd" ]; then
+    require_go
     local dir
     dir="$(kube_module_dir)"
     mkdir -p "$out" "$etcd_out"
@@ -91,6 +106,7 @@ build_installable() {
   local name="$1" pkg="$2" version="$3"
   local out="$bin/$name-v$version"
   if [ ! -x "$out/$name" ]; then
+    require_go
     log "building $name v$version"
     mkdir -p "$out"
     GOFLAGS= GOBIN="$out" go install -trimpath -ldflags="-s -w" "$pkg@v$version"
