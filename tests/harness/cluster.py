@@ -126,8 +126,10 @@ class LocalCluster:
         node_count: int = 3,
         binaries: ClusterBinaries | None = None,
         startup_timeout: float = 180.0,
+        die_with_parent: bool = True,
     ) -> None:
         self.base_dir = base_dir
+        self.die_with_parent = die_with_parent
         self.node_count = node_count
         self.binaries = binaries or ClusterBinaries.from_environment()
         self.startup_timeout = startup_timeout
@@ -354,6 +356,7 @@ class LocalCluster:
             argv=list(argv),
             log_path=self.base_dir / "logs" / f"{name}.log",
             cwd=self.base_dir,
+            die_with_parent=self.die_with_parent,
         )
         self.processes.append(process.start())
         return process
@@ -579,7 +582,7 @@ def cluster_up(state_dir: Path) -> LocalCluster:
         )
     if state_dir.exists():
         shutil.rmtree(state_dir)  # nothing but a previous, stopped run's leftovers lives here
-    cluster = LocalCluster(state_dir)
+    cluster = LocalCluster(state_dir, die_with_parent=False)
     try:
         cluster.start()
     except BaseException:

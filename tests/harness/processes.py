@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -59,6 +60,9 @@ class ManagedProcess:
     log_path: Path
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
+    # Have the kernel kill the process if the Python that started it dies (a killed pytest
+    # must not leave an apiserver behind); off for servers meant to outlive their starter.
+    die_with_parent: bool = False
     _popen: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -73,6 +77,7 @@ class ManagedProcess:
             env=dict(self.env) if self.env is not None else None,
             cwd=self.cwd,
             start_new_session=True,
+            preexec_fn=_kill_me_when_parent_dies if self.die_with_parent else None,
         )
         return self
 
@@ -145,6 +150,14 @@ class ManagedProcess:
         assert self._popen is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, signum)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _kill_me_when_parent_dies() -> None:
+    """Runs in the child between fork and exec (Linux only)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def write_records(path: Path, processes: Sequence[ManagedProcess], **extra: object) -> None:

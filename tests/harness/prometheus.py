@@ -49,8 +49,10 @@ class LocalPrometheus:
         scrape_interval: str = "1s",
         executable: str = "prometheus",
         startup_timeout: float = 120.0,
+        die_with_parent: bool = True,
     ) -> None:
         self.base_dir = base_dir
+        self.die_with_parent = die_with_parent
         self.port = port or free_port()
         self.scrape_interval = scrape_interval
         self.executable = shutil.which(executable) or executable
@@ -114,6 +116,7 @@ class LocalPrometheus:
             ],
             log_path=self.base_dir / "prometheus.log",
             cwd=self.base_dir,
+            die_with_parent=self.die_with_parent,
         ).start()
         self._process.wait_until_ready(
             lambda: _get(f"{self.url}/-/ready").startswith("Prometheus"), self.startup_timeout
@@ -250,7 +253,7 @@ def prometheus_up(state_dir: Path) -> LocalPrometheus:
         raise FileExistsError(f"Prometheus may still run from {state_dir}; stop it first")
     if state_dir.exists():
         shutil.rmtree(state_dir)  # a previous, stopped run's leftovers
-    prometheus = LocalPrometheus(state_dir)
+    prometheus = LocalPrometheus(state_dir, die_with_parent=False)
     prometheus.start()
     assert prometheus.process is not None
     write_records(state, [prometheus.process], url=prometheus.url)

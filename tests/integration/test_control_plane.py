@@ -15,7 +15,13 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from harness.cluster import REPO_ROOT, KubectlError, LocalCluster
-from harness.processes import free_port, port_is_open, wait_until
+from harness.processes import (
+    ManagedProcess,
+    ProcessStartError,
+    free_port,
+    port_is_open,
+    wait_until,
+)
 from harness.prometheus import LocalPrometheus
 
 SMOKE_CHART = REPO_ROOT / "tests" / "data" / "charts" / "smoke"
@@ -376,3 +382,48 @@ def test_stopping_prometheus_leaves_no_process_and_no_port(tmp_path: Path) -> No
 
     assert group_is_gone(pid)
     assert not port_is_open(prometheus.port)
+
+
+def test_a_killed_test_run_takes_its_cluster_down_with_it(tmp_path: Path) -> None:
+    base = tmp_path / "cluster"
+    starter = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from harness.cluster import LocalCluster\n"
+        f"LocalCluster(Path({str(base)!r})).start()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'operator'}:{REPO_ROOT / 'tests'}"}
+    run = subprocess.Popen([sys.executable, "-c", starter], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline().strip() == "ready", run.stderr.read() if run.stderr else ""
+        components = set(processes_mentioning(base)) - {run.pid}
+        assert len(components) == 5
+
+        run.kill()  # as pytest-timeout's thread method or an OOM kill would
+        run.wait(timeout=30)
+
+        wait_until(
+            lambda: not components & set(processes_mentioning(base)), 60, what="orphans to die"
+        )
+    finally:
+        run.kill()
+        for pid in processes_mentioning(base):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_component_that_dies_at_startup_is_reported_with_its_log(tmp_path: Path) -> None:
+    crashing = ManagedProcess(
+        "crashing", ["sh", "-c", "echo 'listen tcp: address already in use' >&2; exit 1"],
+        tmp_path / "crashing.log",
+    ).start()  # fmt: skip
+
+    with pytest.raises(ProcessStartError) as error:
+        crashing.wait_until_ready(lambda: False, timeout=60)
+
+    assert "crashing exited before it was ready" in str(error.value)
+    assert "address already in use" in str(error.value)
+    crashing.stop()
