@@ -159,20 +159,32 @@ def false_episode_table(seeds: int, hours: float) -> list[str]:
         "Overlapping windows make consecutive checks share data, so K breaches in a row are"
         " far likelier than alpha^K.",
         "",
-        "| window | check | K | checks per hour | Drifted episodes per hour | alpha^K x checks/h |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| window | check | K | alpha | checks per hour | Drifted episodes per hour"
+        " | alpha^K x checks/h |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = replace(ShiftScenario(), positive_after=0.3, shift_at=duration, duration=duration)
-    for window, check, k in ((30, 10, 2), (30, 10, 3), (30, 30, 2), (60, 10, 2), (60, 10, 3)):
-        scenario = replace(base, window=window, check_every=check, breaches_to_drift=k)
+    configurations = (
+        (30, 10, 2, ALPHA),
+        (30, 10, 3, ALPHA),
+        (30, 10, 4, ALPHA),
+        (60, 10, 2, ALPHA),
+        (60, 10, 3, ALPHA),
+        (30, 30, 2, ALPHA),
+        (30, 30, 3, ALPHA),
+        (30, 10, 2, 0.01),
+        (30, 30, 2, 0.01),
+    )
+    for window, check, k, alpha in configurations:
+        scenario = replace(base, window=window, check_every=check, breaches_to_drift=k, alpha=alpha)
         episodes = 0
         for seed in range(seeds):
             flags = [c.drifted for c in simulate_shift(scenario, seed).checks]
             episodes += sum(1 for a, b in zip([False, *flags], flags, strict=False) if b and not a)
         per_hour = 3600 / check
         lines.append(
-            f"| {window} s | {check} s | {k} | {per_hour:g}"
-            f" | {episodes / (seeds * hours):.2f} | {per_hour * ALPHA**k:.2f} |"
+            f"| {window} s | {check} s | {k} | {alpha:g} | {per_hour:g}"
+            f" | {episodes / (seeds * hours):.2f} | {per_hour * alpha**k:.3f} |"
         )
     lines.append("")
     return lines
@@ -182,13 +194,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checks", type=int, default=2000, help="no-drift checks per row")
     parser.add_argument("--seeds", type=int, default=200, help="runs per shift configuration")
+    parser.add_argument("--episode-runs", type=int, default=20, help="one-hour no-shift runs")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     lines = ["# Drift checks: false alarms and detection delay", ""]
     lines += false_alarm_table(args.checks)
     lines += exact_binary_table()
     lines += detection_table(args.seeds)
-    lines += false_episode_table(seeds=10, hours=1.0)
+    lines += false_episode_table(seeds=args.episode_runs, hours=1.0)
     text = "\n".join(lines)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -403,7 +403,7 @@ class TestZeroCellsAndRounding:
         assert result.score is not None and math.isfinite(result.score)
         assert result.p_value is not None and 0 <= result.p_value <= 1
         assert report.verdict is DriftVerdict.NO_DRIFT
-        json.loads(report.model_dump_json())  # no NaN or infinity can reach the status
+        assert all(math.isfinite(number) for number in _numbers(report.model_dump()))
 
     @pytest.mark.parametrize("statistic", list(DriftStatistic))
     def test_a_large_mass_of_a_new_label_is_drift(self, statistic: DriftStatistic) -> None:
@@ -420,6 +420,7 @@ class TestZeroCellsAndRounding:
         result = evaluate_drift(current, reference, _criteria(statistic)).segments[0]
         assert result.score is not None and math.isfinite(result.score)
         assert {s.label for s in result.labels} == {"a", "b", "c", "d"}
+        assert all(math.isfinite(number) for number in _numbers(result.model_dump()))
 
     def test_labels_zero_on_both_sides_are_ignored(self) -> None:
         with_zero = evaluate_drift(
@@ -553,3 +554,50 @@ class TestSerialisation:
         camel = DriftCriteria.model_validate({"noiseFloorMultiplier": 3, "minSamples": 50})
         snake = DriftCriteria(noise_floor_multiplier=3, min_samples=50)
         assert camel == snake
+
+
+def _numbers(value: object) -> list[float]:
+    """Every number in a dumped model, so NaN or infinity cannot hide in a nested field."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [float(value)]
+    return []
+
+
+_COUNT = st.one_of(
+    st.floats(min_value=0, max_value=5_000),
+    st.integers(min_value=0, max_value=5_000).map(float),
+    st.sampled_from([math.nan, math.inf, -1.0, 0.0]),
+)
+_LABELS = st.sampled_from(["a", "b", "c", "d", "e"])
+
+
+@given(
+    current=st.dictionaries(_LABELS, _COUNT, max_size=5),
+    reference=st.dictionaries(_LABELS, _COUNT, max_size=5),
+    known=st.booleans(),
+    statistic=st.sampled_from(list(DriftStatistic)),
+)
+def test_any_input_gives_a_verdict_and_a_json_safe_report(
+    current: dict[str, float],
+    reference: dict[str, float],
+    known: bool,
+    statistic: DriftStatistic,
+) -> None:
+    baseline: BaselineProportions | BaselineCounts = (
+        BaselineProportions(proportions=reference) if known else BaselineCounts(counts=reference)
+    )
+    report = evaluate_drift(current, baseline, _criteria(statistic, min_expected_count=5.0))
+    assert all(math.isfinite(number) for number in _numbers(report.model_dump()))
+    document = json.loads(report.model_dump_json(by_alias=True))
+    result = report.segments[0]
+    if report.verdict is DriftVerdict.INCONCLUSIVE:
+        assert result.p_value is None and result.score is None
+    else:
+        assert result.p_value is not None and 0.0 <= result.p_value <= 1.0
+        assert result.score is not None and math.isfinite(result.score) and result.score >= 0
+        assert result.n > 0
+    assert document["segments"][0]["verdict"] == report.verdict.value
