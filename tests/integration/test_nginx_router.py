@@ -1,0 +1,434 @@
+"""The rendered router config, run by a real nginx in front of two real HTTP backends.
+
+Each backend answers with its own variant name and records what it received, so every claim
+about the router (split, stickiness, pinning, mirroring) is checked at the backends too.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.nginx import NginxConfigError, NginxProcess, check_config, run_nginx
+from harness.nginx_split_clients import assigned_variant
+from harness.processes import free_port, wait_until
+from rollforward.routers.nginx_config import (
+    NginxRouterConfig,
+    RoutedVariant,
+    render_nginx_config,
+    split_buckets,
+)
+
+STICKY = "X-User-Id"
+PIN = "X-Rollforward-Pin"
+SERVED_BY = "X-Rollforward-Variant"
+USERS = [f"user-{i:04d}" for i in range(1000)]
+REQUESTS_PER_USER = 10
+TOLERANCE_PP = 2.0
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class VariantBackend:
+    """A keep-alive HTTP server that answers every request with its variant name."""
+
+    name: str
+    received: list[Received] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    @property
+    def upstream(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.received)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.received.clear()
+
+    def start(self) -> VariantBackend:
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes; with Nagle on, the body would wait for
+            # nginx's delayed ACK (40 ms) on every request.
+            disable_nagle_algorithm = True
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with backend._lock:
+                    backend.received.append(
+                        Received(self.command, self.path, body, dict(self.headers.items()))
+                    )
+                status = int(self.path.rsplit("/", 1)[1]) if "/status/" in self.path else 200
+                payload = backend.name.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(payload)))
+                # The router must hide this and say which variant served, itself.
+                self.send_header(SERVED_BY, "set-by-backend")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str
+    served_by: list[str]
+
+
+class RouterClient:
+    """One keep-alive connection to the router, reopened if nginx closes it."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def request(
+        self,
+        path: str = "/",
+        user: str | None = None,
+        pin: str | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Reply:
+        headers = {}
+        if user is not None:
+            headers[STICKY] = user
+        if pin is not None:
+            headers[PIN] = pin
+        try:
+            return self._send(method, path, headers, body)
+        except (http.client.RemoteDisconnected, ConnectionError):
+            self._conn.close()
+            return self._send(method, path, headers, body)
+
+    def _send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Reply:
+        self._conn.request(method, path, body=body, headers=headers)
+        response = self._conn.getresponse()
+        text = response.read().decode()
+        return Reply(response.status, text, response.headers.get_all(SERVED_BY) or [])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@dataclass
+class Backends:
+    champion: VariantBackend
+    challenger: VariantBackend
+    shadow: VariantBackend
+
+    def all(self) -> list[VariantBackend]:
+        return [self.champion, self.challenger, self.shadow]
+
+
+@pytest.fixture(scope="module")
+def backends() -> Iterator[Backends]:
+    started = Backends(
+        VariantBackend("champion").start(),
+        VariantBackend("challenger").start(),
+        VariantBackend("shadow").start(),
+    )
+    yield started
+    for backend in started.all():
+        backend.stop()
+
+
+@pytest.fixture
+def fresh_backends(backends: Backends) -> Backends:
+    for backend in backends.all():
+        backend.clear()
+    return backends
+
+
+def router_config(
+    backends: Backends,
+    port: int,
+    challenger_weight: int = 10,
+    mirror: bool = False,
+    shadow_upstream: str | None = None,
+) -> NginxRouterConfig:
+    variants = [
+        RoutedVariant(
+            name="champion", weight=100 - challenger_weight, upstream=backends.champion.upstream
+        ),
+        RoutedVariant(
+            name="challenger", weight=challenger_weight, upstream=backends.challenger.upstream
+        ),
+    ]
+    if mirror:
+        variants.append(
+            RoutedVariant(
+                name="shadow", weight=0, upstream=shadow_upstream or backends.shadow.upstream
+            )
+        )
+    return NginxRouterConfig(
+        listen_port=port,
+        listen_address="127.0.0.1",
+        sticky_header=STICKY,
+        pin_header=PIN,
+        served_by_header=SERVED_BY,
+        champion="champion",
+        variants=tuple(variants),
+        mirror_variant="shadow" if mirror else None,
+    )
+
+
+StartRouter = Callable[[NginxRouterConfig], NginxProcess]
+
+
+@pytest.fixture
+def start_router(tmp_path: Path) -> Iterator[StartRouter]:
+    running: list[NginxProcess] = []
+
+    def start(config: NginxRouterConfig) -> NginxProcess:
+        nginx = run_nginx(render_nginx_config(config), tmp_path / f"nginx-{len(running)}")
+        running.append(nginx)
+        return nginx
+
+    yield start
+    for nginx in running:
+        nginx.stop()
+
+
+def served(reply: Reply) -> str:
+    """The variant that served, after checking the router's and the backend's stories agree."""
+    assert reply.status == 200, reply
+    assert reply.served_by == [reply.body], reply
+    return reply.body
+
+
+def assignments(client: RouterClient, users: list[str]) -> dict[str, str]:
+    return {user: served(client.request(user=user)) for user in users}
+
+
+def test_rendered_configs_pass_nginx_config_test(backends: Backends, tmp_path: Path) -> None:
+    port = free_port()
+    configs = {
+        "90/10": router_config(backends, port),
+        "100/0": router_config(backends, port, challenger_weight=0),
+        "0/100": router_config(backends, port, challenger_weight=100),
+        "mirror": router_config(backends, port, mirror=True),
+        "by-name": NginxRouterConfig(
+            listen_port=port,
+            sticky_header=STICKY,
+            pin_header=PIN,
+            champion="default",
+            variants=(
+                RoutedVariant(name="default", weight=50, upstream=f"localhost:{port}"),
+                RoutedVariant(name="include", weight=25, upstream="127.0.0.1:1"),
+                RoutedVariant(name="volatile", weight=25, upstream="[::1]:2"),
+            ),
+        ),
+    }
+    for name, config in configs.items():
+        check_config(render_nginx_config(config), tmp_path / name)
+    # The check itself can fail: nginx refuses 0% buckets, which the renderer never writes.
+    broken = render_nginx_config(configs["90/10"]).replace("10%", "0%")
+    with pytest.raises(NginxConfigError, match="invalid percent value"):
+        check_config(broken, tmp_path / "broken")
+
+
+def test_split_holds_per_request_and_every_user_is_sticky(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    config = router_config(fresh_backends, free_port(), challenger_weight=10)
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    seen: dict[str, set[str]] = {user: set() for user in USERS}
+    per_request: Counter[str] = Counter()
+    # Users take turns, as concurrent users would, rather than sending ten in a row.
+    for _ in range(REQUESTS_PER_USER):
+        for user in USERS:
+            variant = served(client.request(user=user))
+            seen[user].add(variant)
+            per_request[variant] += 1
+    client.close()
+
+    total = len(USERS) * REQUESTS_PER_USER
+    assert sum(per_request.values()) == total
+    assert all(len(variants) == 1 for variants in seen.values()), "a user changed variant"
+    challenger_pct = 100 * per_request["challenger"] / total
+    assert abs(challenger_pct - 10) <= TOLERANCE_PP, per_request
+    # The backends saw the same split, and nginx chose exactly as split_clients is specified.
+    assert fresh_backends.challenger.count() == per_request["challenger"]
+    assert fresh_backends.champion.count() == per_request["champion"]
+    buckets = split_buckets(config)
+    mismatched = [u for u in USERS if seen[u] != {assigned_variant(u, buckets)}]
+    assert mismatched == []
+
+
+def test_growing_the_challenger_never_moves_its_users_back(
+    backends: Backends, start_router: StartRouter
+) -> None:
+    port = free_port()
+    nginx = start_router(router_config(backends, port, challenger_weight=10))
+    client = RouterClient(port)
+    before = assignments(client, USERS)
+
+    nginx.reload(render_nginx_config(router_config(backends, port, challenger_weight=25)))
+    client.close()
+    client = RouterClient(port)
+    after = assignments(client, USERS)
+    client.close()
+
+    was_challenger = {user for user, variant in before.items() if variant == "challenger"}
+    now_challenger = {user for user, variant in after.items() if variant == "challenger"}
+    assert was_challenger, "no user on the challenger at 10%"
+    assert was_challenger <= now_challenger
+    assert abs(100 * len(now_challenger) / len(USERS) - 25) <= TOLERANCE_PP
+    # Growth came from champion users only, so the reload did take effect.
+    assert len(now_challenger) > len(was_challenger)
+
+
+def test_pin_header_wins_over_the_split(backends: Backends, start_router: StartRouter) -> None:
+    config = router_config(backends, free_port())
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    split = assignments(client, USERS[:200])
+    on_challenger = [u for u, v in split.items() if v == "challenger"]
+    on_champion = [u for u, v in split.items() if v == "champion"]
+    assert on_challenger and on_champion
+
+    for user in on_challenger:
+        assert served(client.request(user=user, pin="champion")) == "champion"
+    for user in on_champion:
+        assert served(client.request(user=user, pin="challenger")) == "challenger"
+        # nginx's map compares case-insensitively.
+        assert served(client.request(user=user, pin="Challenger")) == "challenger"
+    # Without a key, the pin still decides.
+    assert {served(client.request(pin="challenger")) for _ in range(50)} == {"challenger"}
+    # An unknown pin is ignored and the split decides.
+    for user in on_challenger + on_champion:
+        assert served(client.request(user=user, pin="no-such-variant")) == split[user]
+    client.close()
+
+
+def test_requests_without_a_key_are_served_by_weight(
+    backends: Backends, start_router: StartRouter
+) -> None:
+    config = router_config(backends, free_port(), challenger_weight=25)
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    counts = Counter(served(client.request()) for _ in range(2000))
+    client.close()
+    # Each keyless request draws anew: 2,000 draws at 25% have a standard deviation of ~1pp.
+    assert set(counts) == {"champion", "challenger"}
+    assert abs(100 * counts["challenger"] / 2000 - 25) <= 5, counts
+
+
+def test_served_by_header_on_every_status_and_health_stays_local(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    config = router_config(fresh_backends, free_port())
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    failed = client.request("/status/503", user="user-0001", pin="challenger")
+    assert (failed.status, failed.served_by) == (503, ["challenger"])
+    health = client.request("/healthz")
+    assert (health.status, health.body) == (200, "ok\n")
+    client.close()
+    assert [r.path for r in fresh_backends.challenger.received] == ["/status/503"]
+    assert fresh_backends.champion.received == []
+
+
+def test_every_path_method_and_body_pass_through(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    config = router_config(fresh_backends, free_port())
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    # 2 MiB: past nginx's default 1 MiB limit, and buffered to a temp file in the private prefix.
+    body = b'{"instances": [[1.0, 2.0]]}' * 80_000
+    reply = client.request("/classify?explain=1", pin="champion", method="POST", body=body)
+    assert served(reply) == "champion"
+    ready = client.request("/readyz", pin="champion")
+    assert served(ready) == "champion"
+    client.close()
+    posted, probed = fresh_backends.champion.received
+    assert (posted.method, posted.path, posted.body) == ("POST", "/classify?explain=1", body)
+    assert posted.headers["X-Rollforward-Pin"] == "champion"
+    assert (probed.method, probed.path) == ("GET", "/readyz")
+
+
+def test_mirror_copies_every_request_to_the_shadow_and_discards_its_answers(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    config = router_config(fresh_backends, free_port(), mirror=True)
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    sent = 300
+    variants = Counter(
+        served(
+            client.request(
+                f"/predict?n={i}", user=USERS[i], method="POST", body=f'{{"n": {i}}}'.encode()
+            )
+        )
+        for i in range(sent)
+    )
+    client.close()
+    assert set(variants) == {"champion", "challenger"}  # never "shadow"
+    wait_until(lambda: fresh_backends.shadow.count() >= sent, timeout=30, what="mirrored copies")
+    copies = sorted((r.path, r.body) for r in fresh_backends.shadow.received)
+    expected = sorted((f"/predict?n={i}", f'{{"n": {i}}}'.encode()) for i in range(sent))
+    assert copies == expected
+    primaries = fresh_backends.champion.count() + fresh_backends.challenger.count()
+    assert primaries == sent
+
+
+def test_a_dead_shadow_never_reaches_the_client(
+    backends: Backends, start_router: StartRouter
+) -> None:
+    closed_port = free_port()
+    config = router_config(
+        backends, free_port(), mirror=True, shadow_upstream=f"127.0.0.1:{closed_port}"
+    )
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    assert {served(client.request(user=user)) for user in USERS[:100]} == {
+        "champion",
+        "challenger",
+    }
+    client.close()
