@@ -1,0 +1,203 @@
+"""The Soom bento under a real `bentoml serve`: predictions, the metric contract, 4xx."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.bento import BentoServer, metric_value
+from harness.fixtures_bento import SOOM_SERVER_ENV
+from rollforward.serving import contract
+from upsell.generator import records
+
+CHAMPION = {"model": "soom-upsell", "version": "v1"}
+
+
+@pytest.fixture(scope="module")
+def good_records() -> list[dict[str, object]]:
+    return list(records("baseline", 40, seed=11))
+
+
+def test_single_record_gets_one_labelled_prediction(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    status, body = soom_server.post("/predict", good_records[0])
+
+    assert status == 200
+    assert body["label"] in ("stay", "upgrade")
+    assert 0.0 <= body["score"] <= 1.0
+    assert (body["label"] == "upgrade") == (body["score"] >= 0.5)
+    assert body["predictionId"]
+    assert (body["model"], body["version"], body["variant"]) == ("soom-upsell", "v1", "champion")
+    assert body["anomalies"] == []
+
+
+def test_batch_forms_return_lists_in_order(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    batch = good_records[:5]
+    singles = [soom_server.post("/predict", r)[1]["score"] for r in batch]
+
+    status_a, as_array = soom_server.post("/predict", batch)
+    status_b, as_object = soom_server.post("/predict", {"records": batch})
+
+    assert (status_a, status_b) == (200, 200)
+    assert [p["score"] for p in as_array] == singles
+    assert [p["score"] for p in as_object] == singles
+    assert len({p["predictionId"] for p in as_array}) == 5
+
+
+def test_odd_record_still_predicted_and_each_oddity_counted(soom_server: BentoServer) -> None:
+    before = soom_server.metrics()
+    odd = {
+        "country": "ZZ",
+        "event_types": ["meeting", "festival"],
+        "meetings": "7",
+        "minutes": None,
+        "limit_hits": -3,
+        "had_paid_plan": "yes",
+        "favourite_colour": "teal",
+    }
+
+    status, body = soom_server.post("/predict", odd)
+    after = soom_server.metrics()
+
+    assert status == 200 and body["label"] in ("stay", "upgrade")
+    expected = {
+        ("country", "unknown_category"),
+        ("event_types", "unknown_category"),
+        ("meetings", "coerced"),
+        ("minutes", "null"),
+        ("limit_hits", "out_of_range"),
+        ("had_paid_plan", "coerced"),
+        ("_extra", "extra"),
+        ("card_on_file", "missing"),
+    }
+    assert expected <= {(a["field"], a["kind"]) for a in body["anomalies"]}
+    for field, kind in expected:
+        delta = metric_value(
+            after, contract.INPUT_ANOMALIES_TOTAL, field=field, kind=kind, **CHAMPION
+        ) - metric_value(before, contract.INPUT_ANOMALIES_TOTAL, field=field, kind=kind)
+        assert delta == 1, (field, kind)
+    log = soom_server.process.log_tail(200)
+    assert '"event": "input_anomalies"' in log and '"detail": "festival"' in log
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"", 400),
+        (b"   ", 400),
+        (b"not json", 400),
+        (b'{"a": NaN}', 400),
+        (b"{", 400),
+        (b"42", 422),
+        (b'"a string"', 422),
+        (b"[1, 2]", 422),
+        (b'{"records": {"a": 1}}', 422),
+    ],
+)
+def test_garbage_gets_a_clear_4xx(soom_server: BentoServer, body: bytes, status: int) -> None:
+    got, answer = soom_server.post("/predict", body)
+
+    assert got == status
+    assert isinstance(answer, dict) and answer["error"]
+
+
+def test_predictions_counted_by_label_segment_and_score(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    before = soom_server.metrics()
+    _, predictions = soom_server.post("/predict", good_records)
+    after = soom_server.metrics()
+
+    for region in {str(r["region"]) for r in good_records}:
+        for label in ("stay", "upgrade"):
+            sent = sum(
+                1
+                for r, p in zip(good_records, predictions, strict=True)
+                if r["region"] == region and p["label"] == label
+            )
+            labels = {**CHAMPION, "variant": "champion", "label": label, "segment": region}
+            delta = metric_value(after, contract.PREDICTIONS_TOTAL, **labels) - metric_value(
+                before, contract.PREDICTIONS_TOTAL, **labels
+            )
+            assert delta == sent
+    count = f"{contract.PREDICTION_SCORE}_count"
+    assert metric_value(after, count, variant="champion", **CHAMPION) - metric_value(
+        before, count
+    ) == len(good_records)
+    buckets = {dict(ls)["le"] for (n, ls) in after if n == f"{contract.PREDICTION_SCORE}_bucket"}
+    assert {"0.5", "1.0", "+Inf"} <= buckets
+
+
+def test_baseline_ratio_is_the_training_distribution(soom_server: BentoServer) -> None:
+    samples = soom_server.metrics()
+
+    stay = metric_value(samples, contract.BASELINE_RATIO, label="stay", **CHAMPION)
+    upgrade = metric_value(samples, contract.BASELINE_RATIO, label="upgrade", **CHAMPION)
+
+    assert stay + upgrade == pytest.approx(1.0, abs=1e-6)
+    assert 0.15 < upgrade < 0.5
+
+
+def test_feedback_counts_outcomes_against_the_predicted_label(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    _, predictions = soom_server.post("/predict", good_records[:4])
+    before = soom_server.metrics()
+    truth = ["upgrade", "stay", True, 0]
+    items = [
+        {"predictionId": p["predictionId"], "label": t}
+        for p, t in zip(predictions, truth, strict=True)
+    ]
+
+    status, answer = soom_server.post("/feedback", {"feedback": items})
+    status_dup, duplicate = soom_server.post("/feedback", items[0])
+    status_bad, unknown = soom_server.post("/feedback", {"predictionId": "nope", "label": "stay"})
+    after = soom_server.metrics()
+
+    assert (status, status_dup, status_bad) == (200, 200, 200)
+    assert answer == {"accepted": 4, "rejected": []}
+    assert duplicate["accepted"] == 0 and unknown["accepted"] == 0
+    true_labels = ["upgrade", "stay", "upgrade", "stay"]
+    expected: dict[tuple[str, str], int] = {}
+    for p, t in zip(predictions, true_labels, strict=True):
+        expected[(t, p["label"])] = expected.get((t, p["label"]), 0) + 1
+    for (label, predicted), count in expected.items():
+        delta = metric_value(
+            after, contract.OUTCOMES_TOTAL, label=label, predicted=predicted, **CHAMPION
+        ) - metric_value(before, contract.OUTCOMES_TOTAL, label=label, predicted=predicted)
+        assert delta == count
+    for kind in ("duplicate_feedback", "unknown_prediction_id"):
+        delta = metric_value(
+            after, contract.INPUT_ANOMALIES_TOTAL, field="predictionId", kind=kind
+        ) - metric_value(before, contract.INPUT_ANOMALIES_TOTAL, field="predictionId", kind=kind)
+        assert delta == 1
+
+
+def test_bentoml_request_metrics_carry_endpoint_and_status(soom_server: BentoServer) -> None:
+    soom_server.post("/predict", b"not json")
+    samples = soom_server.metrics()
+
+    ok = metric_value(
+        samples, contract.BENTOML_REQUESTS_TOTAL, endpoint="/predict", http_response_code="200"
+    )
+    bad = metric_value(
+        samples, contract.BENTOML_REQUESTS_TOTAL, endpoint="/predict", http_response_code="400"
+    )
+    latency = metric_value(
+        samples, f"{contract.BENTOML_REQUEST_DURATION}_count", endpoint="/predict"
+    )
+    assert ok > 0 and bad > 0 and latency >= ok + bad
+    # BentoML creates the 200 and 500 series at zero, so a 5xx shows as a positive value.
+    assert not any(
+        value > 0
+        for (n, ls), value in samples.items()
+        if n == contract.BENTOML_REQUESTS_TOTAL and dict(ls)["http_response_code"].startswith("5")
+    )
+
+
+def test_health_endpoints(soom_server: BentoServer) -> None:
+    assert soom_server.get(contract.READINESS_PATH)[0] == 200
+    assert soom_server.get(contract.LIVENESS_PATH)[0] == 200
+    assert soom_server.env == SOOM_SERVER_ENV
