@@ -323,6 +323,19 @@ def test_growing_the_challenger_never_moves_its_users_back(
     assert len(now_challenger) > len(was_challenger)
 
 
+def test_a_refused_reload_keeps_the_running_config(
+    backends: Backends, start_router: StartRouter
+) -> None:
+    config = router_config(backends, free_port())
+    nginx = start_router(config)
+    broken = render_nginx_config(config).replace("10%", "0%")
+    with pytest.raises(NginxConfigError, match="invalid percent value"):
+        nginx.reload(broken)
+    client = RouterClient(config.listen_port)
+    assert served(client.request(pin="challenger")) == "challenger"
+    client.close()
+
+
 def test_pin_header_wins_over_the_split(backends: Backends, start_router: StartRouter) -> None:
     config = router_config(backends, free_port())
     start_router(config)

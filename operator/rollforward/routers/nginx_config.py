@@ -40,7 +40,9 @@ while a name does not resolve. Temporary files live under nginx's prefix (`/etc/
 stock image), which the stock image's root master can write. The config sets neither `pid`,
 `daemon` nor `user`, so the stock image's own command (`nginx -g 'daemon off;'`) runs it as is.
 `/healthz` is answered by nginx itself for the router's probes; every other path, BentoML's
-`/readyz`, `/livez` and `/metrics` included, is proxied.
+`/readyz`, `/livez` and `/metrics` included, is proxied, except `/_rollforward_mirror`, the
+internal location that feeds the shadow (it answers 404 from outside). A request pinned to the
+mirror variant reaches it twice: once as the answer, once as the copy.
 """
 
 from __future__ import annotations
