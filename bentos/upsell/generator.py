@@ -183,7 +183,7 @@ class SoomStream:
         return SoomEvent(
             record=payload_of(row),
             label=label_of(bool(row["upgraded"])),
-            label_known_at=pd.Timestamp(row["label_known_at"]).to_pydatetime(),
+            label_known_at=pd.Timestamp(row["label_known_at"]).floor("us").to_pydatetime(),
         )
 
     def with_scenario(self, scenario: str) -> SoomStream:

@@ -1,0 +1,162 @@
+"""Instrumentation turns predictions, anomalies and feedback into the metric contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from harness.bento import metric_value, parse_metrics
+from rollforward.serving import contract
+from rollforward.serving.contract import AnomalyKind
+from rollforward.serving.inputs import InputAnomaly
+from rollforward.serving.instrumentation import Instrumentation
+from rollforward.serving.metrics import MetricIdentity, ServingMetrics
+from rollforward.serving.settings import ServingSettings
+
+LABELS = ("stay", "upgrade")
+IDENTITY = {"model": "soom", "version": "v2"}
+
+
+def make(
+    registry: CollectorRegistry, segment_field: str = "", max_segments: int = 20
+) -> Instrumentation:
+    config = ServingSettings(
+        model="soom",
+        version="v2",
+        variant="challenger",
+        segment_field=segment_field,
+        max_segments=max_segments,
+    )
+    metrics = ServingMetrics(MetricIdentity("soom", "v2", "challenger"), registry)
+    return Instrumentation(
+        config,
+        LABELS,
+        "upgrade",
+        {"stay": 0.7, "upgrade": 0.3},
+        metrics=metrics,
+        logger=logging.getLogger("test.serving"),
+    )
+
+
+def scrape(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return parse_metrics(generate_latest(registry).decode())
+
+
+def test_baseline_and_zero_prediction_series_exist_before_any_traffic() -> None:
+    registry = CollectorRegistry()
+    make(registry)
+
+    samples = scrape(registry)
+
+    assert metric_value(samples, contract.BASELINE_RATIO, label="upgrade", **IDENTITY) == 0.3
+    assert metric_value(samples, contract.BASELINE_RATIO, label="stay", **IDENTITY) == 0.7
+    for label in LABELS:
+        key = (
+            contract.PREDICTIONS_TOTAL,
+            frozenset({**IDENTITY, "variant": "challenger", "label": label, "segment": ""}.items()),
+        )
+        assert samples[key] == 0.0
+
+
+def test_predictions_counted_by_label_and_bounded_segment() -> None:
+    registry = CollectorRegistry()
+    instrumentation = make(registry, segment_field="region", max_segments=2)
+
+    for region in ["NA", "EMEA", "APAC", "LATAM", "NA"]:
+        instrumentation.record_prediction("upgrade", 0.8, {"region": region})
+    instrumentation.record_prediction("stay", 0.1, {})
+    instrumentation.record_prediction("stay", 0.2, {"region": {"nested": 1}})
+    samples = scrape(registry)
+
+    def count(label: str, segment: str) -> float:
+        return metric_value(
+            samples, contract.PREDICTIONS_TOTAL, label=label, segment=segment, **IDENTITY
+        )
+
+    assert count("upgrade", "NA") == 2 and count("upgrade", "EMEA") == 1
+    assert count("upgrade", "other") == 2  # APAC and LATAM exceed max_segments
+    assert count("stay", "") == 1 and count("stay", "other") == 1
+    assert metric_value(samples, f"{contract.PREDICTION_SCORE}_count", **IDENTITY) == 7
+    assert metric_value(samples, f"{contract.PREDICTION_SCORE}_bucket", le="0.5") == 2
+
+
+def test_anomalies_counted_and_logged_as_one_json_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    instrumentation = make(registry)
+    anomalies = [
+        InputAnomaly("country", AnomalyKind.UNKNOWN_CATEGORY, "ZZ"),
+        InputAnomaly("meetings", AnomalyKind.MISSING),
+    ]
+
+    with caplog.at_level(logging.WARNING, logger="test.serving"):
+        instrumentation.note_anomalies(anomalies, index=3)
+    samples = scrape(registry)
+
+    assert (
+        metric_value(
+            samples,
+            contract.INPUT_ANOMALIES_TOTAL,
+            field="country",
+            kind="unknown_category",
+            **IDENTITY,
+        )
+        == 1
+    )
+    [record] = caplog.records
+    line = json.loads(record.getMessage())
+    assert line["event"] == "input_anomalies" and line["record"] == 3
+    assert line["variant"] == "challenger"
+    assert {"field": "country", "kind": "unknown_category", "detail": "ZZ"} in line["anomalies"]
+
+
+def test_feedback_counts_outcomes_once_and_rejects_strangers() -> None:
+    registry = CollectorRegistry()
+    instrumentation = make(registry)
+    prediction_id = instrumentation.record_prediction("upgrade", 0.9, {})
+
+    first = instrumentation.record_feedback({"predictionId": prediction_id, "label": "stay"})
+    again = instrumentation.record_feedback({"predictionId": prediction_id, "label": "stay"})
+    stranger = instrumentation.record_feedback({"predictionId": "zz.upgrade.zz", "label": 1})
+    samples = scrape(registry)
+
+    assert first.accepted and not again.accepted and not stranger.accepted
+    assert "duplicate_feedback" in again.reason
+    assert (
+        metric_value(
+            samples, contract.OUTCOMES_TOTAL, label="stay", predicted="upgrade", **IDENTITY
+        )
+        == 1
+    )
+    for kind in ("duplicate_feedback", "unknown_prediction_id"):
+        assert metric_value(samples, contract.INPUT_ANOMALIES_TOTAL, kind=kind) == 1
+
+
+def test_disabled_instrumentation_predicts_without_metrics() -> None:
+    config = ServingSettings(model="soom", version="v2", instrument=False)
+    instrumentation = Instrumentation(
+        config, LABELS, "upgrade", {}, metrics=None, logger=logging.getLogger("t")
+    )
+
+    assert instrumentation.record_prediction("stay", 0.1, {}) == ""
+    assert not instrumentation.enabled
+
+
+def test_settings_come_from_the_operator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(contract.ENV_MODEL, "soom")
+    monkeypatch.setenv(contract.ENV_VERSION, "abc")
+    monkeypatch.setenv(contract.ENV_VARIANT, "canary")
+    monkeypatch.setenv(contract.ENV_SEGMENT_FIELD, "country")
+
+    settings = ServingSettings()
+
+    assert (settings.model, settings.version, settings.variant, settings.segment_field) == (
+        "soom",
+        "abc",
+        "canary",
+        "country",
+    )
