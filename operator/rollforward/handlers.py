@@ -18,6 +18,7 @@ import kopf
 
 from rollforward.api import GROUP, PLURAL, VERSION
 from rollforward.kube import KubeAdapter
+from rollforward.metrics import OperatorMetrics
 from rollforward.naming import LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY
 from rollforward.reconcile import ReconcileResult, reconcile
 from rollforward.settings import OperatorSettings
@@ -37,6 +38,7 @@ class OperatorContext:
 
     settings: OperatorSettings
     kube: KubeAdapter
+    metrics: OperatorMetrics
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -48,7 +50,16 @@ class OperatorContext:
             if body is None or body["metadata"].get("deletionTimestamp"):
                 self.locks.pop((namespace, name), None)
                 return None
-            return await asyncio.to_thread(reconcile, body, self.kube, self.settings, utc_now)
+            with self.metrics.reconcile_seconds.time():
+                try:
+                    result = await asyncio.to_thread(
+                        reconcile, body, self.kube, self.settings, utc_now
+                    )
+                except Exception:
+                    self.metrics.reconciles.labels(result="error").inc()
+                    raise
+            self.metrics.reconciles.labels(result="ok").inc()
+            return result
 
 
 def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:

@@ -1,14 +1,14 @@
 """The Kubernetes I/O adapter: read children, write children, status and Events.
 
-Every write goes through here, with one field manager, and is counted, so tests and
-benchmarks can prove that a steady-state resync writes nothing.
+Every write goes through here, with one field manager, and is counted in
+rollforward_operator_api_writes_total, so tests and benchmarks can prove that a
+steady-state resync writes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from kubernetes import dynamic
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
+from rollforward.metrics import OperatorMetrics
 from rollforward.naming import children_selector
 from rollforward.observed import ChildKey, Manifest, Observed
 from rollforward.serving_plan import Event
@@ -48,11 +49,18 @@ def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
 class KubeAdapter:
     """Reads and writes for the reconcile of ModelDeployments."""
 
-    def __init__(self, api_client: k8s.ApiClient, field_manager: str = "rollforward") -> None:
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        field_manager: str = "rollforward",
+        metrics: OperatorMetrics | None = None,
+    ) -> None:
         self._dynamic = dynamic.DynamicClient(api_client)
         self._field_manager = field_manager
-        self.writes: Counter[str] = Counter()
-        """Write calls by verb and kind, e.g. writes["apply Deployment"]."""
+        self._metrics = metrics or OperatorMetrics()
+
+    def _count_write(self, verb: str, kind: str) -> None:
+        self._metrics.api_writes.labels(verb=verb, kind=kind).inc()
 
     def _resource(self, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=_CHILD_KINDS[kind], kind=kind)
@@ -104,7 +112,7 @@ class KubeAdapter:
     def apply(self, manifest: Manifest) -> None:
         """Server-side apply with our field manager: we own exactly the fields we set."""
         kind = manifest["kind"]
-        self.writes[f"apply {kind}"] += 1
+        self._count_write("apply", kind)
         self._resource(kind).server_side_apply(
             body=manifest,
             name=manifest["metadata"]["name"],
@@ -114,7 +122,7 @@ class KubeAdapter:
         )
 
     def delete(self, namespace: str, kind: str, name: str, propagation: str = "Background") -> None:
-        self.writes[f"delete {kind}"] += 1
+        self._count_write("delete", kind)
         with contextlib.suppress(NotFoundError):
             self._resource(kind).delete(
                 name=name, namespace=namespace, body={"propagationPolicy": propagation}
@@ -122,7 +130,7 @@ class KubeAdapter:
 
     def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
         """A merge patch of the status subresource; spec is never written."""
-        self.writes["patch status"] += 1
+        self._count_write("patch", "ModelDeployment/status")
         resource = self._dynamic.resources.get(api_version=API_VERSION, kind=KIND)
         resource.status.patch(
             body={"status": patch},
@@ -135,7 +143,7 @@ class KubeAdapter:
     def post_event(
         self, deployment: ModelDeployment, event: Event, now: datetime | None = None
     ) -> None:
-        self.writes["create Event"] += 1
+        self._count_write("create", "Event")
         stamp = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
         body = {
             "apiVersion": "v1",

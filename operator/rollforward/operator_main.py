@@ -8,15 +8,20 @@ import kopf
 
 from rollforward.handlers import OperatorContext, register_handlers
 from rollforward.kube import KubeAdapter, load_api_client
+from rollforward.metrics import OperatorMetrics
 from rollforward.settings import OperatorSettings
 
 
 def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = OperatorSettings()
+    metrics = OperatorMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
     context = OperatorContext(
         settings=settings,
-        kube=KubeAdapter(load_api_client(), field_manager=settings.field_manager),
+        kube=KubeAdapter(load_api_client(), settings.field_manager, metrics),
+        metrics=metrics,
     )
     registry = kopf.OperatorRegistry()
     register_handlers(registry, context)

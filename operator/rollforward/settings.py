@@ -27,6 +27,8 @@ class OperatorSettings(BaseSettings):
     """Retries of a failed Prometheus query within one check."""
     health_port: int = 8080
     """Port of kopf's liveness endpoint (/healthz); 0 disables it."""
+    metrics_port: int = 0
+    """Port of the operator's /metrics; 0 disables it."""
     peering_name: str | None = None
     """kopf peering object for leader election between replicas; None runs standalone."""
     workers: int = Field(default=8, ge=1, le=64)

@@ -1,0 +1,236 @@
+"""The operator against the real control plane, under exactly the chart's RBAC.
+
+Given a ModelDeployment, the operator creates the variants and the router, reports Ready
+with the current observedGeneration, changes only what a spec change needs, writes nothing
+on a steady-state resync, converges after a crash, and leaves garbage collection to owner
+references.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.api_cases import example_manifest
+from harness.cluster import LocalCluster
+from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.processes import wait_until
+
+SELECTOR = "app.kubernetes.io/managed-by=rollforward,rollforward.io/model-deployment=upsell"
+
+
+@pytest.fixture(scope="module")
+def operator_kubeconfig(
+    local_cluster: LocalCluster, installed_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return grant_operator_rbac(local_cluster, tmp_path_factory.mktemp("operator"))
+
+
+@pytest.fixture
+def operator(
+    operator_kubeconfig: Path, cluster_namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    with OperatorProcess(operator_kubeconfig, tmp_path, namespaces=[cluster_namespace]) as running:
+        yield running
+    log = running.log_path.read_text()
+    assert "is forbidden: User" not in log, "the operator hit RBAC denials"
+
+
+def model_deployment(namespace: str) -> dict[str, Any]:
+    manifest = example_manifest()
+    manifest["metadata"]["namespace"] = namespace
+    manifest["spec"]["variants"][0]["replicas"] = 1
+    return manifest
+
+
+def get(cluster: LocalCluster, namespace: str, *what: str) -> Any:
+    return cluster.kubectl_json("-n", namespace, "get", *what)
+
+
+def wait_ready(cluster: LocalCluster, namespace: str, timeout: int = 120) -> dict[str, Any]:
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "wait",
+        "modeldeployment/upsell",
+        "--for=condition=Ready",
+        f"--timeout={timeout}s",
+        timeout=timeout + 10,
+    )
+    body: dict[str, Any] = get(cluster, namespace, "modeldeployment", "upsell")
+    return body
+
+
+def children(cluster: LocalCluster, namespace: str) -> list[tuple[str, str]]:
+    listed = get(cluster, namespace, "deployments,services,configmaps", "-l", SELECTOR)
+    return sorted((item["kind"], item["metadata"]["name"]) for item in listed["items"])
+
+
+def test_create_makes_every_child_and_reports_ready(
+    local_cluster: LocalCluster, cluster_namespace: str, operator: OperatorProcess
+) -> None:
+    local_cluster.apply(model_deployment(cluster_namespace))
+    body = wait_ready(local_cluster, cluster_namespace)
+
+    assert children(local_cluster, cluster_namespace) == [
+        ("ConfigMap", "upsell-router"),
+        ("Deployment", "upsell-challenger"),
+        ("Deployment", "upsell-champion"),
+        ("Deployment", "upsell-router"),
+        ("Service", "upsell-challenger"),
+        ("Service", "upsell-champion"),
+        ("Service", "upsell-router"),
+    ]
+    local_cluster.kubectl(
+        "-n",
+        cluster_namespace,
+        "wait",
+        "deployments",
+        "-l",
+        SELECTOR,
+        "--for=condition=Available",
+        "--timeout=60s",
+    )
+    status = body["status"]
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["observedGeneration"] == body["metadata"]["generation"]
+    assert status["split"] == "champion=90 challenger=10"
+    assert status["phase"] == "Stable"
+
+    table = local_cluster.kubectl("-n", cluster_namespace, "get", "md").stdout
+    assert "upsell:v1" in table and "champion=90 challenger=10" in table and "Stable" in table
+    events = get(local_cluster, cluster_namespace, "events")["items"]
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "upsell"}
+    assert {"CreatedDeployment", "CreatedService", "CreatedConfigMap"} <= reasons
+
+
+def test_weight_change_rewrites_the_router_only(
+    local_cluster: LocalCluster, cluster_namespace: str, operator: OperatorProcess
+) -> None:
+    local_cluster.apply(model_deployment(cluster_namespace))
+    wait_ready(local_cluster, cluster_namespace)
+    before = {
+        d["metadata"]["name"]: d
+        for d in get(local_cluster, cluster_namespace, "deployments", "-l", SELECTOR)["items"]
+    }
+    old_config = get(local_cluster, cluster_namespace, "configmap", "upsell-router")
+
+    reweighted = model_deployment(cluster_namespace)
+    reweighted["spec"]["variants"][0]["weight"] = 75
+    reweighted["spec"]["variants"][1]["weight"] = 25
+    local_cluster.apply(reweighted)
+
+    def router_rewritten() -> bool:
+        config = get(local_cluster, cluster_namespace, "configmap", "upsell-router")
+        return bool(config["data"] != old_config["data"])
+
+    wait_until(router_rewritten, timeout=60, what="the router config to change")
+    body = wait_ready(local_cluster, cluster_namespace)
+    wait_until(
+        lambda: (
+            get(local_cluster, cluster_namespace, "md", "upsell")["status"]["split"]
+            == "champion=75 challenger=25"
+        ),
+        timeout=60,
+        what="status.split to show the new weights",
+    )
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    after = {
+        d["metadata"]["name"]: d
+        for d in get(local_cluster, cluster_namespace, "deployments", "-l", SELECTOR)["items"]
+    }
+    for variant in ("upsell-champion", "upsell-challenger"):
+        assert after[variant]["metadata"]["generation"] == before[variant]["metadata"]["generation"]
+    checksum = "rollforward.io/config-checksum"
+    old_pod = before["upsell-router"]["spec"]["template"]["metadata"]["annotations"][checksum]
+    new_pod = after["upsell-router"]["spec"]["template"]["metadata"]["annotations"][checksum]
+    assert old_pod != new_pod, "the router must roll when its config changes"
+
+
+def test_steady_state_resync_makes_no_write(
+    local_cluster: LocalCluster, cluster_namespace: str, operator: OperatorProcess
+) -> None:
+    local_cluster.apply(model_deployment(cluster_namespace))
+    wait_ready(local_cluster, cluster_namespace)
+    # Let the last child events and the status write settle.
+    wait_until(
+        lambda: (
+            get(local_cluster, cluster_namespace, "md", "upsell")["status"]["phase"] == "Stable"
+        ),
+        timeout=60,
+        what="phase Stable",
+    )
+    time.sleep(5)
+    writes_before = operator.counter("rollforward_operator_api_writes_total")
+    reconciles_before = operator.counter("rollforward_operator_reconciles_total")
+    version_before = get(local_cluster, cluster_namespace, "md", "upsell")["metadata"][
+        "resourceVersion"
+    ]
+
+    time.sleep(8)  # four resync periods of 2 s
+
+    reconciles = operator.counter("rollforward_operator_reconciles_total") - reconciles_before
+    assert reconciles >= 3, "the resync timer must have run"
+    writes = operator.counter("rollforward_operator_api_writes_total") - writes_before
+    assert writes == 0, [
+        line for line in operator.metrics_text().splitlines() if "api_writes_total{" in line
+    ]
+    version_after = get(local_cluster, cluster_namespace, "md", "upsell")["metadata"][
+        "resourceVersion"
+    ]
+    assert version_after == version_before
+
+
+def test_delete_garbage_collects_every_child(
+    local_cluster: LocalCluster, cluster_namespace: str, operator: OperatorProcess
+) -> None:
+    local_cluster.apply(model_deployment(cluster_namespace))
+    wait_ready(local_cluster, cluster_namespace)
+    local_cluster.kubectl("-n", cluster_namespace, "delete", "md", "upsell", "--wait=true")
+    wait_until(
+        lambda: children(local_cluster, cluster_namespace) == [],
+        timeout=90,
+        what="owner-reference garbage collection of the children",
+    )
+    pods = get(local_cluster, cluster_namespace, "pods", "-l", SELECTOR)["items"]
+    wait_until(
+        lambda: get(local_cluster, cluster_namespace, "pods", "-l", SELECTOR)["items"] == [],
+        timeout=90,
+        what=f"pods to go ({len(pods)} left)",
+    )
+
+
+def test_operator_killed_mid_reconcile_converges_after_restart(
+    local_cluster: LocalCluster,
+    cluster_namespace: str,
+    operator_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    scope = [cluster_namespace]
+    first = OperatorProcess(operator_kubeconfig, tmp_path / "first", namespaces=scope).start()
+    local_cluster.apply(model_deployment(cluster_namespace))
+    wait_until(
+        lambda: len(children(local_cluster, cluster_namespace)) >= 1,
+        timeout=60,
+        what="the first child to be written",
+    )
+    first.kill()
+    partial = children(local_cluster, cluster_namespace)
+
+    with OperatorProcess(operator_kubeconfig, tmp_path / "second", namespaces=scope):
+        body = wait_ready(local_cluster, cluster_namespace)
+    final = children(local_cluster, cluster_namespace)
+    assert set(partial) <= set(final)
+    assert len(final) == 7, final
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    replica_sets = get(
+        local_cluster, cluster_namespace, "replicasets", "-l", "rollforward.io/variant"
+    )
+    owners = [rs["metadata"]["ownerReferences"][0]["name"] for rs in replica_sets["items"]]
+    assert sorted(owners) == ["upsell-challenger", "upsell-champion"], json.dumps(owners)
