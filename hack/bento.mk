@@ -1,0 +1,16 @@
+# The Soom upsell bento: build it, and benchmark the cost of its instrumentation.
+# BENTOML_HOME chooses the BentoML store (default: ~/bentoml).
+BENTO_PYTHONPATH := operator:bentos
+BENTO_OUT := _out/bento
+
+.PHONY: bento bench-bento
+
+bento: setup ## train the Soom upsell model on `baseline` and build its bento (v1)
+	mkdir -p $(BENTO_OUT)
+	PYTHONPATH=$(BENTO_PYTHONPATH) $(PY) -m upsell.retrain --scenario baseline --seed 0 \
+		--output $(BENTO_OUT)/v1.json
+	@echo "bento: $$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' $(BENTO_OUT)/v1.json)"
+
+bench-bento: setup ## Soom bento latency with vs without rollforward.serving (bench-results/serving-overhead.md)
+	PYTHONPATH=$(BENTO_PYTHONPATH):tests $(PY) bench/bench_serving_overhead.py \
+		--output bench-results/serving-overhead.md
