@@ -14,6 +14,7 @@ from pathlib import Path
 
 from scipy import stats
 
+from rollforward.api import DriftStatistic, DriftVerdict
 from rollforward.drift.simulation import (
     BINARY_MODEL,
     FIXED_PSI_CUTOFF,
@@ -24,12 +25,7 @@ from rollforward.drift.simulation import (
     simulate_shift,
     simulation_criteria,
 )
-from rollforward.drift.statistics import (
-    BaselineProportions,
-    DriftStatistic,
-    DriftVerdict,
-    evaluate_drift,
-)
+from rollforward.drift.statistics import BaselineProportions, evaluate_drift
 
 ALPHA = 0.05
 OUTPUT = Path("bench-results/drift-false-alarms.md")

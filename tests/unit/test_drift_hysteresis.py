@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollforward.api import DriftVerdict
 from rollforward.drift.hysteresis import DriftTracking, HysteresisPolicy, next_state
-from rollforward.drift.statistics import DriftVerdict
 
 DRIFT, CLEAN, UNKNOWN = DriftVerdict.DRIFT, DriftVerdict.NO_DRIFT, DriftVerdict.INCONCLUSIVE
 
@@ -69,7 +69,7 @@ def test_an_outage_while_drifted_keeps_drifted() -> None:
 
 def test_state_round_trips_through_camel_case_json() -> None:
     state = _run([DRIFT, DRIFT, UNKNOWN, CLEAN])[-1]
-    document = state.model_dump(by_alias=True)
+    document = state.model_dump(by_alias=True, exclude_none=True)
     assert document == {
         "drifted": True,
         "breachStreak": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
+from rollforward.api import DriftStatistic, DriftVerdict
 from rollforward.drift.simulation import (
     BINARY_MODEL,
     TEN_CLASS_MODEL,
@@ -16,13 +17,7 @@ from rollforward.drift.simulation import (
     simulate_shift,
     simulation_criteria,
 )
-from rollforward.drift.statistics import (
-    BaselineCounts,
-    BaselineProportions,
-    DriftStatistic,
-    DriftVerdict,
-    evaluate_drift,
-)
+from rollforward.drift.statistics import BaselineCounts, BaselineProportions, evaluate_drift
 
 ALPHA = 0.05
 CHECKS = 800

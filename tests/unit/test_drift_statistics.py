@@ -13,13 +13,12 @@ from hypothesis import strategies as st
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
+from rollforward.api import DriftStatistic, DriftVerdict
 from rollforward.drift.statistics import (
     BaselineCounts,
     BaselineProportions,
     DriftCriteria,
     DriftReport,
-    DriftStatistic,
-    DriftVerdict,
     PValueMethod,
     chi2_isf,
     chi2_sf,

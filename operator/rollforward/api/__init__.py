@@ -41,10 +41,10 @@ from rollforward.api.spec import (
 )
 from rollforward.api.status import (
     AnalysisResult,
-    CheckOutcome,
     Condition,
     DriftReport,
     DriftTracking,
+    DriftVerdict,
     HistoryEntry,
     JobPhase,
     LabelProportion,
@@ -68,7 +68,6 @@ __all__ = [
     "BaselineKind",
     "BaselineSpec",
     "CanaryStep",
-    "CheckOutcome",
     "ComparisonOperator",
     "Condition",
     "ConditionType",
@@ -77,6 +76,7 @@ __all__ = [
     "DriftSpec",
     "DriftStatistic",
     "DriftTracking",
+    "DriftVerdict",
     "Duration",
     "HistoryEntry",
     "JobPhase",

@@ -236,16 +236,17 @@ class DriftSpec(ApiModel):
     """chiSquare (default), psi or jensenShannon."""
     significance: float = Field(default=0.01, gt=0, le=0.5)
     """False-alarm level of a check for chiSquare, before hysteresis (0 < a <= 0.5)."""
-    threshold: float = Field(default=0.1, gt=0, le=10)
-    """Score threshold for psi and jensenShannon."""
-    noise_floor_multiplier: float = Field(default=3.0, ge=1, le=100)
+    threshold: float | None = Field(default=None, gt=0, le=10)
+    """Score threshold for psi (default 0.1) and jensenShannon (default 0.0125, in nats)."""
+    noise_floor_multiplier: float = Field(default=4.0, ge=1, le=100)
     """psi/jensenShannon fire only above this multiple of their expected no-drift value."""
     window: Duration = "10m"
     """Length of the current window of predictions."""
     min_samples: int = Field(default=200, ge=10, le=100_000_000)
     """Fewer predictions than this in a window (or baseline window) is inconclusive."""
-    interval: Duration = "1m"
-    """How often the check runs."""
+    interval: Duration = "5m"
+    """How often the check runs. Checks closer than half a window share most of their data,
+    so they breach together and weaken consecutiveBreaches; keep interval >= window / 2."""
     consecutive_breaches: int = Field(default=3, ge=1, le=100)
     """Breaching checks in a row before Drifted=True; as many clean checks clear it."""
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)

@@ -63,15 +63,15 @@ class LabelProportion(StatusModel):
     """Share in the current window."""
 
 
-class CheckOutcome(StrEnum):
-    """The three outcomes of any measurement."""
+class DriftVerdict(StrEnum):
+    """The outcome of one drift check."""
 
     DRIFT = "Drift"
-    """Breach: the distribution differs (or the analysis failed)."""
+    """The current window differs significantly from the baseline."""
     NO_DRIFT = "NoDrift"
-    """Within bounds."""
+    """The check ran and found no significant difference."""
     INCONCLUSIVE = "Inconclusive"
-    """Could not decide: missing data is never evidence."""
+    """The check could not run (missing or too little data); it is evidence of nothing."""
 
 
 class SegmentReport(StatusModel):
@@ -79,7 +79,7 @@ class SegmentReport(StatusModel):
 
     segment: str
     """Segment label value."""
-    outcome: CheckOutcome
+    outcome: DriftVerdict
     """Drift, NoDrift or Inconclusive."""
     score: float | None = None
     """Statistic value."""
@@ -94,7 +94,7 @@ class SegmentReport(StatusModel):
 class DriftReport(StatusModel):
     """The last drift check."""
 
-    outcome: CheckOutcome
+    outcome: DriftVerdict
     """Drift, NoDrift or Inconclusive."""
     reason: str = ""
     """Why, in words."""
@@ -127,16 +127,21 @@ class DriftReport(StatusModel):
 
 
 class DriftTracking(StatusModel):
-    """Hysteresis state of the drift check, so a restart neither forgets nor repeats."""
+    """Hysteresis state of the drift check, carried between checks so a restart neither
+    forgets nor repeats (see rollforward.drift.hysteresis)."""
 
-    consecutive_breaches: int = 0
-    """Breaching checks in a row."""
-    consecutive_clear: int = 0
-    """Clean checks in a row."""
     drifted: bool = False
-    """Current decision."""
-    drifted_since: datetime | None = None
-    """When Drifted last became True."""
+    """The current value of the Drifted condition."""
+    breach_streak: int = Field(default=0, ge=0)
+    """Consecutive Drift verdicts, not counting Inconclusive checks in between."""
+    clean_streak: int = Field(default=0, ge=0)
+    """Consecutive NoDrift verdicts, not counting Inconclusive checks in between."""
+    inconclusive_streak: int = Field(default=0, ge=0)
+    """Consecutive Inconclusive verdicts; reset by any conclusive check."""
+    checks: int = Field(default=0, ge=0)
+    """Checks seen since tracking started, conclusive or not."""
+    last_check_at: datetime | None = None
+    """When the last check ran; the next runs one spec.drift.interval later."""
 
 
 class JobPhase(StrEnum):

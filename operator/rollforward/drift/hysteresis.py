@@ -20,7 +20,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from rollforward.drift.statistics import DriftVerdict
+from rollforward.api.status import DriftTracking, DriftVerdict
 
 
 class _Frozen(BaseModel):
@@ -38,21 +38,6 @@ class HysteresisPolicy(_Frozen):
     """Consecutive NoDrift verdicts needed to set Drifted=False again."""
 
 
-class DriftTracking(_Frozen):
-    """The hysteresis state carried between checks (kept in status)."""
-
-    drifted: bool = False
-    """The current value of the Drifted condition."""
-    breach_streak: int = Field(default=0, ge=0)
-    """Consecutive Drift verdicts, not counting Inconclusive checks in between."""
-    clean_streak: int = Field(default=0, ge=0)
-    """Consecutive NoDrift verdicts, not counting Inconclusive checks in between."""
-    inconclusive_streak: int = Field(default=0, ge=0)
-    """Consecutive Inconclusive verdicts; reset by any conclusive check."""
-    checks: int = Field(default=0, ge=0)
-    """Checks seen since tracking started, conclusive or not."""
-
-
 def next_state(
     previous: DriftTracking,
     outcome: DriftVerdict,
@@ -67,18 +52,25 @@ def next_state(
         )
     if outcome is DriftVerdict.DRIFT:
         breaches = previous.breach_streak + 1
-        return DriftTracking(
-            drifted=previous.drifted or breaches >= rules.breaches_to_drift,
-            breach_streak=breaches,
-            clean_streak=0,
-            inconclusive_streak=0,
-            checks=checks,
+        return previous.model_copy(
+            update={
+                "drifted": previous.drifted or breaches >= rules.breaches_to_drift,
+                "breach_streak": breaches,
+                "clean_streak": 0,
+                "inconclusive_streak": 0,
+                "checks": checks,
+            }
         )
     clean = previous.clean_streak + 1
-    return DriftTracking(
-        drifted=previous.drifted and clean < rules.clean_checks_to_recover,
-        breach_streak=0,
-        clean_streak=clean,
-        inconclusive_streak=0,
-        checks=checks,
+    return previous.model_copy(
+        update={
+            "drifted": previous.drifted and clean < rules.clean_checks_to_recover,
+            "breach_streak": 0,
+            "clean_streak": clean,
+            "inconclusive_streak": 0,
+            "checks": checks,
+        }
     )
+
+
+__all__ = ["DriftTracking", "HysteresisPolicy", "next_state"]

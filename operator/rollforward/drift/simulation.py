@@ -18,14 +18,13 @@ from typing import Literal
 
 import numpy as np
 
+from rollforward.api import DriftStatistic, DriftVerdict
 from rollforward.drift.hysteresis import DriftTracking, HysteresisPolicy, next_state
 from rollforward.drift.statistics import (
     Baseline,
     BaselineCounts,
     BaselineProportions,
     DriftCriteria,
-    DriftStatistic,
-    DriftVerdict,
     evaluate_drift,
 )
 

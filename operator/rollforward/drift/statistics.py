@@ -73,6 +73,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from rollforward.api.spec import DriftStatistic
+from rollforward.api.status import DriftVerdict
+
 LabelCounts = Mapping[str, float]
 """Predicted-label counts of one window, label -> count (floats, as `increase()` returns)."""
 
@@ -225,28 +228,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(
         frozen=True, alias_generator=to_camel, populate_by_name=True, extra="forbid"
     )
-
-
-class DriftStatistic(StrEnum):
-    """Which statistic decides drift."""
-
-    CHI_SQUARE = "chiSquare"
-    """Pearson's chi-square test; fires when the p-value is below alpha."""
-    PSI = "psi"
-    """Population stability index, with a sample-size-aware noise floor."""
-    JENSEN_SHANNON = "jensenShannon"
-    """Jensen-Shannon divergence in nats, with a sample-size-aware noise floor."""
-
-
-class DriftVerdict(StrEnum):
-    """The outcome of one check."""
-
-    DRIFT = "Drift"
-    """The current window differs significantly from the baseline."""
-    NO_DRIFT = "NoDrift"
-    """The check ran and found no significant difference."""
-    INCONCLUSIVE = "Inconclusive"
-    """The check could not run (missing or too little data); it is evidence of nothing."""
 
 
 class PValueMethod(StrEnum):
