@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,3 +81,27 @@ def test_contract_module_imports_only_stdlib_and_pydantic() -> None:
         "typing",
         "pydantic",
     }
+
+
+def test_serving_package_never_imports_kopf_or_kubernetes() -> None:
+    modules = [
+        f"rollforward.serving.{p.stem}"
+        for p in Path(contract.__file__).parent.glob("*.py")
+        if p.stem != "__init__"
+    ]
+    probe = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes')))\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(Path(contract.__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert len(modules) >= 8
+    assert done.stdout.strip() == "[]"
