@@ -195,6 +195,20 @@ class SoomStream:
         return switched
 
 
+def seasonal_business_share(moment: datetime, config: GeneratorConfig | None = None) -> float:
+    """Share of business sign-ups at `moment` in `seasonality` (the cycle's phase is measured
+    from DEFAULT_START), so a driver or a test can tell a peak from a trough."""
+    cfg = config or GeneratorConfig()
+    seconds = (pd.Timestamp(moment) - pd.Timestamp(DEFAULT_START)).total_seconds()
+    return float(_seasonal_share(np.array([seconds]), cfg)[0])
+
+
+def _seasonal_share(seconds: np.ndarray, cfg: GeneratorConfig) -> np.ndarray:
+    phase = 2 * math.pi * seconds / cfg.period.total_seconds()
+    share: np.ndarray = 0.5 + cfg.seasonal_amplitude * np.sin(phase)
+    return share
+
+
 def _check_scenario(scenario: str) -> None:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
@@ -210,8 +224,7 @@ def _mix(scenario: str, cfg: GeneratorConfig, times: pd.DatetimeIndex, pivot: da
     post_pivot = np.zeros(n, dtype=bool)
     if scenario == "seasonality":
         seconds = (times - pd.Timestamp(DEFAULT_START)).total_seconds().to_numpy()
-        phase = 2 * math.pi * seconds / cfg.period.total_seconds()
-        share = 0.5 + cfg.seasonal_amplitude * np.sin(phase)
+        share = _seasonal_share(seconds, cfg)
     elif scenario == "concept-drift":
         post_pivot = np.asarray(times >= pd.Timestamp(pivot))
         share = np.where(post_pivot, 0.3, 0.5)

@@ -5,7 +5,7 @@ Lazy like every fixture: a session that asks for none of them trains nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,3 +48,28 @@ def soom_server(
     )
     yield server
     server.stop()
+
+
+StartBentoServer = Callable[..., BentoServer]
+
+
+@pytest.fixture
+def bento_servers(tmp_path: Path) -> Iterator[StartBentoServer]:
+    """Start any number of bento servers for one test; all are stopped afterwards.
+
+    Call it as `bento_servers(bento_tag, bentoml_home, env={...})`; each server gets its own
+    run directory (and so its own metrics home).
+    """
+    started: list[BentoServer] = []
+
+    def start(
+        bento_tag: str, bentoml_home: Path, env: Mapping[str, str] | None = None
+    ) -> BentoServer:
+        run_dir = tmp_path / f"server-{len(started)}"
+        server = start_bento_server(bento_tag, bentoml_home, run_dir, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -16,6 +16,7 @@ from upsell.generator import (
     SoomStream,
     generate,
     records,
+    seasonal_business_share,
 )
 from upsell.schema import EVENT_TYPES, REGION_OF_COUNTRY
 
@@ -80,6 +81,9 @@ def test_seasonality_oscillates_with_the_configured_period() -> None:
     peak, trough = large[(phase > 0.15) & (phase < 0.35)], large[(phase > 0.65) & (phase < 0.85)]
 
     assert peak.mean() > trough.mean() + 0.25
+    quarter = DEFAULT_START + period / 4
+    assert seasonal_business_share(quarter, config) == pytest.approx(0.85)
+    assert seasonal_business_share(quarter + period / 2, config) == pytest.approx(0.15)
 
 
 def test_label_delay_hides_labels_not_yet_known() -> None:
