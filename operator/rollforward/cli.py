@@ -1,10 +1,13 @@
-"""The `rollforward` command: run the operator, print the CRD."""
+"""The `rollforward` command: run the operator, print the CRD, and (as `kubectl rollforward`)
+see and steer ModelDeployments (rollforward.kubectl)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from rollforward.kubectl import add_commands
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -26,8 +29,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Installed as kubectl-rollforward, kubectl runs it as `kubectl rollforward`.
+    invoked = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
-        prog="rollforward",
+        prog="kubectl rollforward" if invoked.startswith("kubectl-") else "rollforward",
         description="Keep ML models healthy in production: drift, retraining, canary, promotion.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
     run.set_defaults(handler=_run)
+    add_commands(commands)
     return parser
 
 
