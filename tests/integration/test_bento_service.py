@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.bento import BentoServer, metric_value
 from harness.fixtures_bento import SOOM_SERVER_ENV
@@ -201,3 +202,26 @@ def test_health_endpoints(soom_server: BentoServer) -> None:
     assert soom_server.get(contract.READINESS_PATH)[0] == 200
     assert soom_server.get(contract.LIVENESS_PATH)[0] == 200
     assert soom_server.env == SOOM_SERVER_ENV
+
+
+def test_metric_families_have_the_contract_types(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    _, prediction = soom_server.post("/predict", {**good_records[0], "extra": 1})
+    soom_server.post("/feedback", {"predictionId": prediction["predictionId"], "label": "stay"})
+
+    _, text = soom_server.get(contract.METRICS_PATH)
+
+    types = {
+        family.name: family.type
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("rollforward_")
+    }
+
+    assert types == {
+        contract.PREDICTIONS_TOTAL.removesuffix("_total"): "counter",
+        contract.PREDICTION_SCORE: "histogram",
+        contract.BASELINE_RATIO: "gauge",
+        contract.INPUT_ANOMALIES_TOTAL.removesuffix("_total"): "counter",
+        contract.OUTCOMES_TOTAL.removesuffix("_total"): "counter",
+    }
