@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_TERMINATION_MESSAGE_PATH,
+    ENV_VERSION,
     EvaluationMetrics,
     RetrainingResult,
 )
@@ -54,6 +55,8 @@ class RetrainSettings(BaseSettings):
     window_days: float | None = Field(default=None, gt=0)
     # The serving bento (name:version); the candidate must not be worse on recent data.
     champion: str = ""
+    # What the operator sets on the Job: the champion's bento tag, used when `champion` is not.
+    serving_version: str = Field(default="", validation_alias=ENV_VERSION)
     min_auc: float = 0.75
     # How much worse than the champion on recent data a candidate may be.
     tolerance: float = 0.02
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult:
     data = generate(settings.scenario, settings.rows, settings.seed)
     model = train(data, TrainingOptions(seed=settings.seed, since=_since(settings, data)))
-    champion = _champion_recent(settings.champion, model) if settings.champion else None
+    champion = _champion_recent(settings.champion or settings.serving_version, model)
     metrics = model.metrics.model_copy(update={"champion_recent": champion})
     reasons = acceptance_problems(
         metrics.holdout, metrics.recent, champion, settings.min_auc, settings.tolerance
@@ -140,8 +143,17 @@ def acceptance_problems(
     return problems
 
 
-def _champion_recent(champion: str, model: TrainedModel) -> EvaluationMetrics:
-    stored = bentoml.models.get(model_tag_of_bento(champion))
+def _champion_recent(champion: str, model: TrainedModel) -> EvaluationMetrics | None:
+    """The champion's quality on the candidate's recent rows; None when it cannot be loaded
+    (no champion, an image rather than a bento, another store): the comparison is then
+    skipped, and the operator's own gate sees `championRecent` missing."""
+    if ":" not in champion:
+        return None
+    try:
+        stored = bentoml.models.get(model_tag_of_bento(champion))
+    except (bentoml.exceptions.BentoMLException, BuildError) as error:
+        print(f"champion {champion} not comparable, skipped: {error}", file=sys.stderr)
+        return None
     threshold = stored.info.metadata.get("threshold", DEFAULT_THRESHOLD)
     if not isinstance(threshold, int | float):
         threshold = DEFAULT_THRESHOLD

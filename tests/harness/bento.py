@@ -61,12 +61,20 @@ class RetrainRun:
 
 
 def run_retrain(
-    bentoml_home: Path, output: Path, args: Sequence[str] = (), timeout: float = 300
+    bentoml_home: Path,
+    output: Path,
+    args: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
 ) -> RetrainRun:
-    """`python -m upsell.retrain ARGS --output OUTPUT` against the store in `bentoml_home`."""
+    """`python -m upsell.retrain ARGS --output OUTPUT` against the store in `bentoml_home`.
+
+    `env` adds variables, e.g. the ROLLFORWARD_VERSION the operator sets on its Job.
+    """
     done = subprocess.run(
         [PYTHON, "-m", "upsell.retrain", *args, "--output", str(output)],
-        env=bentoml_env(bentoml_home),
+        env=bentoml_env(bentoml_home, env),
         capture_output=True,
         text=True,
         timeout=timeout,

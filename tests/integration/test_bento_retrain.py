@@ -28,11 +28,11 @@ def test_retrain_after_a_pivot_builds_a_new_version_and_reports_it(
             "12000",
             "--window-days",
             "60",
-            "--champion",
-            soom_bento.tag,
             "--min-auc",
             "0.7",
         ],
+        # As on the operator's Job: the champion named by the serving version.
+        env={"ROLLFORWARD_VERSION": soom_bento.tag},
     )
 
     result = run.result
@@ -61,3 +61,17 @@ def test_retrain_that_cannot_train_exits_non_zero_with_a_rejected_result(
     assert run.result.accepted is False and run.result.version == ""
     assert "labelled rows" in run.result.reasons[0]
     assert "retraining failed" in run.stderr
+
+
+def test_a_champion_that_cannot_be_loaded_is_skipped_not_fatal(
+    soom_bento: BuiltBento, tmp_path: Path
+) -> None:
+    output = tmp_path / "termination-log"
+
+    run = run_retrain(
+        soom_bento.bentoml_home, output, ["--rows", "3000", "--champion", "soom-upsell:gone"]
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.result.metrics is not None and run.result.metrics.champion_recent is None
+    assert "not comparable" in run.stderr
