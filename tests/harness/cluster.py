@@ -458,7 +458,9 @@ class LocalCluster:
 
     def _register_nodes(self) -> None:
         nodes = [_kwok_node(f"kwok-node-{i}") for i in range(self.node_count)]
-        self.apply({"apiVersion": "v1", "kind": "List", "items": nodes})
+        # With no kwok node, pods wait for another node (the local pod runner's) to appear.
+        if nodes:
+            self.apply({"apiVersion": "v1", "kind": "List", "items": nodes})
 
     def _wait_for_nodes_ready(self) -> None:
         kwok = next(p for p in self.processes if p.name == "kwok")
@@ -573,8 +575,11 @@ def _write_kubeconfig(
 _STATE_FILE = "state.json"
 
 
-def cluster_up(state_dir: Path) -> LocalCluster:
-    """Start a cluster in `state_dir` that outlives this process (see `cluster_down`)."""
+def cluster_up(state_dir: Path, node_count: int = 3) -> LocalCluster:
+    """Start a cluster in `state_dir` that outlives this process (see `cluster_down`).
+
+    `node_count=0` starts no kwok node, for a cluster whose pods the local pod runner runs.
+    """
     state = state_dir / _STATE_FILE
     if state.exists():
         raise FileExistsError(
@@ -582,7 +587,7 @@ def cluster_up(state_dir: Path) -> LocalCluster:
         )
     if state_dir.exists():
         shutil.rmtree(state_dir)  # nothing but a previous, stopped run's leftovers lives here
-    cluster = LocalCluster(state_dir, die_with_parent=False)
+    cluster = LocalCluster(state_dir, node_count=node_count, die_with_parent=False)
     try:
         cluster.start()
     except BaseException:
@@ -608,10 +613,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / "_out" / "cluster")
+    parser.add_argument(
+        "--kwok-nodes", type=int, default=3, help="fake nodes; 0 for the local pod runner's"
+    )
     args = parser.parse_args(argv)
     state_dir: Path = args.dir.resolve()
     if args.command == "up":
-        cluster = cluster_up(state_dir)
+        cluster = cluster_up(state_dir, args.kwok_nodes)
         print(f"cluster is up: {cluster.server_url} (logs in {state_dir / 'logs'})")
         print(f"export KUBECONFIG={cluster.kubeconfig_path}")
         print(f"kubectl: {cluster.bin_dir('kubernetes') / 'kubectl'}")

@@ -1,0 +1,410 @@
+"""The local pod runner against a real control plane: pods bound to its node really run.
+
+Given a cluster with no kwok node and the runner as its only node's kubelet,
+when Deployments, Jobs and a router are created through the API,
+then their containers run as local processes, their status is what a kubelet would report,
+Prometheus scrapes them, nginx routes between them, and deleting them leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.cluster import LocalCluster
+from harness.pod_runner import RUNNER_NODE, SCRAPE_JOB, PodRunner
+from harness.processes import port_is_open, wait_until
+from harness.prometheus import LocalPrometheus
+from rollforward.routers.nginx_config import NginxRouterConfig, RoutedVariant, render_nginx_config
+
+ECHO_SERVER = Path(__file__).resolve().parents[1] / "harness" / "echo_server.py"
+SERVED_BY = "X-Rollforward-Variant"
+TIMEOUT = 120.0
+
+
+def echo_deployment(
+    namespace: str, name: str, replicas: int = 1, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A Deployment shaped like the operator's bento Deployments, running the echo server."""
+    labels = {"app": name, "rollforward.io/variant": name}
+    variables: list[dict[str, Any]] = [{"name": "ECHO_NAME", "value": name}]
+    variables += [{"name": k, "value": v} for k, v in (env or {}).items()]
+    variables.append(
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": "3000",
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "rollforward/echo:latest",
+                            # -P: tests/harness on sys.path would shadow the stdlib
+                            # (harness/operator.py vs `operator`).
+                            "command": ["python", "-P", str(ECHO_SERVER)],
+                            "args": ["--host", "0.0.0.0", "--port", "3000"],
+                            "env": variables,
+                            "ports": [{"name": "http", "containerPort": 3000}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "http"},
+                                "periodSeconds": 2,
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def service(namespace: str, name: str, selector: Mapping[str, str], port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": dict(selector),
+            "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+        },
+    }
+
+
+def job(namespace: str, name: str, code: str) -> dict[str, Any]:
+    """A Job whose pod runs `python -c CODE` once, with no retries."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "train", "image": "rollforward/trainer:latest",
+                         "command": ["python", "-c", code]},
+                    ],
+                }
+            },
+        },
+    }  # fmt: skip
+
+
+def pods(cluster: LocalCluster, namespace: str, selector: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = cluster.kubectl_json(
+        "get", "pods", "-n", namespace, "-l", selector
+    )["items"]
+    return found
+
+
+def is_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def wait_ready(cluster: LocalCluster, namespace: str, selector: str, count: int) -> list[Any]:
+    def ready() -> bool:
+        found = pods(cluster, namespace, selector)
+        return len(found) == count and all(map(is_ready, found))
+
+    wait_until(ready, TIMEOUT, what=f"{count} ready pods {selector} in {namespace}")
+    return pods(cluster, namespace, selector)
+
+
+def get_json(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any, Any]:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, None, error.headers
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_the_runner_is_a_ready_node_of_its_own(
+    runner_cluster: LocalCluster, pod_runner: PodRunner
+) -> None:
+    nodes = runner_cluster.kubectl_json("get", "nodes")["items"]
+
+    assert [n["metadata"]["name"] for n in nodes] == [RUNNER_NODE]
+    conditions = {c["type"]: c["status"] for c in nodes[0]["status"]["conditions"]}
+    assert conditions["Ready"] == "True"
+    # kwok leaves the node alone: it carries none of kwok's annotations.
+    assert not any("kwok" in key for key in nodes[0]["metadata"].get("annotations", {}))
+
+
+def test_deployment_pods_run_with_their_env_get_ready_and_are_scraped(
+    runner_cluster: LocalCluster,
+    pod_runner: PodRunner,
+    local_prometheus: LocalPrometheus,
+    runner_namespace: str,
+) -> None:
+    # Given a Deployment of two replicas whose pods declare port 3000 and a readiness probe
+    runner_cluster.apply(
+        echo_deployment(runner_namespace, "champion", 2, {"ROLLFORWARD_VARIANT": "champion"})
+    )
+
+    # When the runner runs them
+    ready = wait_ready(runner_cluster, runner_namespace, "app=champion", 2)
+
+    # Then each pod is Running and Ready on the runner's node, with its own local port,
+    # serving with the environment its spec declares
+    addresses = set()
+    for pod in ready:
+        name = pod["metadata"]["name"]
+        assert pod["spec"]["nodeName"] == RUNNER_NODE
+        assert pod["status"]["phase"] == "Running"
+        assert pod["status"]["podIP"] == "127.0.0.1"
+        assert "running" in pod["status"]["containerStatuses"][0]["state"]
+        address = pod_runner.pod_address(runner_namespace, name, "http")
+        assert address is not None
+        addresses.add(address)
+        status, body, _ = get_json(f"http://{address}/whoami")
+        assert status == 200
+        assert body["name"] == "champion"
+        assert body["pod"] == name
+        assert body["env"]["POD_NAME"] == name
+        assert body["env"]["ROLLFORWARD_VARIANT"] == "champion"
+    assert len(addresses) == 2
+
+    # And Prometheus scrapes both, labelled with the pod's namespace, name and labels
+    for address in addresses:
+        local_prometheus.wait_for_target_up(SCRAPE_JOB, address, timeout=TIMEOUT)
+    query = f'up{{namespace="{runner_namespace}",rollforward_io_variant="champion"}}'
+    wait_until(
+        lambda: len(local_prometheus.query(query)) == 2, TIMEOUT, what=f"two series of {query}"
+    )
+    scraped = {s["metric"]["pod"] for s in local_prometheus.query(query)}
+    assert scraped == {p["metadata"]["name"] for p in ready}
+
+
+def test_deleting_a_deployment_stops_its_processes_and_frees_its_ports(
+    runner_cluster: LocalCluster,
+    pod_runner: PodRunner,
+    local_prometheus: LocalPrometheus,
+    runner_namespace: str,
+) -> None:
+    # Given a running, scraped Deployment
+    runner_cluster.apply(echo_deployment(runner_namespace, "doomed", 2))
+    ready = wait_ready(runner_cluster, runner_namespace, "app=doomed", 2)
+    addresses = [
+        pod_runner.pod_address(runner_namespace, p["metadata"]["name"], 3000) for p in ready
+    ]
+    assert all(addresses)
+    pids = pod_runner.process_ids()
+    assert all(map(process_alive, pids))
+    ports = [int(str(a).rsplit(":", 1)[1]) for a in addresses]
+    assert all(map(port_is_open, ports))
+
+    # When the Deployment is deleted (the kubelet's part: stop, then remove the pods)
+    runner_cluster.kubectl("delete", "deployment", "doomed", "-n", runner_namespace)
+    wait_until(
+        lambda: not pods(runner_cluster, runner_namespace, "app=doomed"),
+        TIMEOUT,
+        what="the pods to be removed",
+    )
+
+    # Then their processes are gone, their ports closed and their scrape targets removed
+    remaining = set(pod_runner.process_ids())
+    stopped = [pid for pid in pids if pid not in remaining]
+    assert len(stopped) >= 2
+    assert not any(map(process_alive, stopped))
+    assert not any(map(port_is_open, ports))
+    wait_until(
+        lambda: (
+            not {t["labels"].get("instance") for t in local_prometheus.active_targets()}
+            & set(map(str, addresses))
+        ),
+        30,
+        what="the scrape targets to go",
+    )
+
+
+def test_a_job_completes_with_its_exit_code_and_termination_message(
+    runner_cluster: LocalCluster, pod_runner: PodRunner, runner_namespace: str
+) -> None:
+    # Given a Job whose command writes a result where the runner says the message goes
+    code = (
+        "import json, os, pathlib;"
+        "path = pathlib.Path(os.environ['ROLLFORWARD_TERMINATION_MESSAGE_PATH']);"
+        "path.write_text(json.dumps({'version': 'soom-upsell:v2', 'accepted': True}))"
+    )
+    runner_cluster.apply(job(runner_namespace, "retrain-ok", code))
+
+    # When it runs to completion
+    runner_cluster.kubectl(
+        "wait", "--for=condition=Complete", "job/retrain-ok", "-n", runner_namespace,
+        f"--timeout={TIMEOUT:.0f}s",
+    )  # fmt: skip
+
+    # Then its pod reports Succeeded, exit code 0 and the message, as the operator reads them
+    [pod] = pods(runner_cluster, runner_namespace, "job-name=retrain-ok")
+    assert pod["status"]["phase"] == "Succeeded"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0
+    assert terminated["reason"] == "Completed"
+    assert json.loads(terminated["message"]) == {"version": "soom-upsell:v2", "accepted": True}
+
+
+def test_a_failing_job_fails_with_the_real_exit_code(
+    runner_cluster: LocalCluster, pod_runner: PodRunner, runner_namespace: str
+) -> None:
+    # Given a Job whose command reports why and exits 3
+    code = (
+        "import os, pathlib, sys;"
+        "pathlib.Path(os.environ['ROLLFORWARD_TERMINATION_MESSAGE_PATH']).write_text('no data');"
+        "sys.exit(3)"
+    )
+    runner_cluster.apply(job(runner_namespace, "retrain-bad", code))
+
+    # When it runs
+    runner_cluster.kubectl(
+        "wait", "--for=condition=Failed", "job/retrain-bad", "-n", runner_namespace,
+        f"--timeout={TIMEOUT:.0f}s",
+    )  # fmt: skip
+
+    # Then the pod failed with exit code 3 and the message
+    [pod] = pods(runner_cluster, runner_namespace, "job-name=retrain-bad")
+    assert pod["status"]["phase"] == "Failed"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 3
+    assert terminated["reason"] == "Error"
+    assert terminated["message"] == "no data"
+
+
+def router_objects(namespace: str, config_text: str) -> list[dict[str, Any]]:
+    """ConfigMap, Deployment and Service of a router, shaped as the operator builds them."""
+    labels = {"app": "router"}
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "router", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [{
+                        "name": "nginx",
+                        "image": "nginx:1.27-alpine",
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": probe,
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/nginx/nginx.conf",
+                                          "subPath": "nginx.conf", "readOnly": True}],
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": "router"}}],
+                },
+            },
+        },
+    }  # fmt: skip
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "router", "namespace": namespace},
+        "data": {"nginx.conf": config_text},
+    }
+    return [config_map, deployment, service(namespace, "router", labels, 80)]
+
+
+def test_a_router_pod_runs_nginx_routing_to_the_services_local_pods(
+    runner_cluster: LocalCluster, pod_runner: PodRunner, runner_namespace: str
+) -> None:
+    # Given two variants behind their Services, and the operator's kind of router config
+    # addressing them by cluster DNS name
+    ns = runner_namespace
+    for variant in ("champion", "challenger"):
+        runner_cluster.apply(echo_deployment(ns, variant))
+        runner_cluster.apply(service(ns, variant, {"app": variant}, 3000))
+    config = NginxRouterConfig(
+        listen_port=8080,
+        sticky_header="X-User-Id",
+        pin_header="X-Rollforward-Pin",
+        champion="champion",
+        variants=(
+            RoutedVariant(name="challenger", weight=50, upstream=f"challenger.{ns}.svc:3000"),
+            RoutedVariant(name="champion", weight=50, upstream=f"champion.{ns}.svc:3000"),
+        ),
+    )
+    for variant in ("champion", "challenger"):
+        wait_ready(runner_cluster, ns, f"app={variant}", 1)
+
+    # When the router's ConfigMap, Deployment and Service are created
+    runner_cluster.apply(router_objects(ns, render_nginx_config(config)))
+    wait_ready(runner_cluster, ns, "app=router", 1)
+    [router] = pod_runner.service_addresses(ns, "router")
+
+    # Then nginx answers through the Service, each request served by the variant it names
+    served = set()
+    for user in range(40):
+        status, body, headers = get_json(f"http://{router}/predict", {"X-User-Id": f"u{user}"})
+        assert status == 200
+        assert body["name"] == headers[SERVED_BY]
+        served.add(body["name"])
+    assert served == {"champion", "challenger"}
+
+    # And when the challenger's pods go away, nginx is re-pointed: pinned requests get 502
+    runner_cluster.kubectl("delete", "deployment", "challenger", "-n", ns)
+    wait_until(
+        lambda: get_json(f"http://{router}/predict", {"X-Rollforward-Pin": "challenger"})[0] == 502,
+        TIMEOUT,
+        what="the router to lose the challenger's endpoint",
+    )
+    status, body, headers = get_json(f"http://{router}/predict", {"X-Rollforward-Pin": "champion"})
+    assert (status, body["name"]) == (200, "champion")
+
+
+def test_a_crashing_container_is_restarted_with_a_count(
+    runner_cluster: LocalCluster, pod_runner: PodRunner, runner_namespace: str
+) -> None:
+    # Given a bare pod whose command exits at once, under restartPolicy Always
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "crasher", "namespace": runner_namespace},
+        "spec": {
+            "restartPolicy": "Always",
+            "containers": [{"name": "c", "image": "x", "command": ["python", "-c", "exit(2)"]}],
+        },
+    }
+    runner_cluster.apply(pod)
+
+    # Then the runner restarts it and reports the restarts and the last exit code
+    def restarted() -> bool:
+        found = runner_cluster.kubectl_json("get", "pod", "crasher", "-n", runner_namespace)
+        statuses = found.get("status", {}).get("containerStatuses") or [{}]
+        return int(statuses[0].get("restartCount", 0)) >= 2
+
+    wait_until(restarted, TIMEOUT, what="two restarts")
+    found = runner_cluster.kubectl_json("get", "pod", "crasher", "-n", runner_namespace)
+    status = found["status"]["containerStatuses"][0]
+    assert status["lastState"]["terminated"]["exitCode"] == 2
+    assert found["status"]["phase"] == "Running"
