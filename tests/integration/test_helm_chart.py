@@ -26,7 +26,7 @@ import yaml
 
 from harness.api_cases import example_manifest
 from harness.cluster import REPO_ROOT, ClusterBinaries, LocalCluster
-from harness.operator import OperatorProcess
+from harness.operator import OperatorProcess, grant_operator_rbac
 
 CHART = REPO_ROOT / "charts" / "rollforward"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -506,3 +506,45 @@ def test_install_run_upgrade_uninstall(
     crd = cluster.kubectl_json("get", "crd", CRD_NAME)
     assert crd["metadata"]["annotations"][KEEP] == "keep"
     assert snapshot(cluster, cluster_namespace) == before
+
+
+# --- GitOps --------------------------------------------------------------------------------
+
+GITOPS_EXAMPLE = REPO_ROOT / "gitops" / "example" / "models" / "upsell" / "production"
+GIT_MANAGER = "gitops-controller"
+
+
+def test_git_equals_live_after_the_operator_reconciles(
+    chart_prerequisites: LocalCluster, cluster_namespace: str, tmp_path: Path
+) -> None:
+    """Given the example GitOps overlay applied the way Argo CD and Flux apply it (server-side,
+    their own field manager), when the operator has reconciled it to Ready, then a diff of Git
+    against the live object is empty, and no field of spec belongs to anyone but Git."""
+    cluster = chart_prerequisites
+    rendered = cluster.kubectl("kustomize", str(GITOPS_EXAMPLE)).stdout
+    (manifest,) = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    manifest["metadata"]["namespace"] = cluster_namespace
+    git = yaml.safe_dump(manifest)
+    apply_as_git = ("apply", "--server-side", f"--field-manager={GIT_MANAGER}", "-f", "-")
+    cluster.kubectl(*apply_as_git, input=git)
+
+    kubeconfig = grant_operator_rbac(cluster, tmp_path)
+    with OperatorProcess(kubeconfig, tmp_path, namespaces=[cluster_namespace]):
+        wait_ready(cluster, cluster_namespace)
+        diff = cluster.kubectl(
+            "diff", "--server-side", f"--field-manager={GIT_MANAGER}", "-f", "-",
+            input=git, check=False,
+        )  # fmt: skip
+        assert diff.returncode == 0, f"Git and the live object differ:\n{diff.stdout}"
+        live = cluster.kubectl_json(
+            "-n", cluster_namespace, "get", "modeldeployment", "upsell", "--show-managed-fields"
+        )
+
+    spec_owners = {
+        entry["manager"]
+        for entry in live["metadata"]["managedFields"]
+        if "f:spec" in entry.get("fieldsV1", {})
+    }
+    assert spec_owners == {GIT_MANAGER}
+    assert live["metadata"]["annotations"]["rollforward.io/paused"] == "false"
+    assert live["status"]["observedGeneration"] == live["metadata"]["generation"]
