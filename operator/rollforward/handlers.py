@@ -20,6 +20,7 @@ from rollforward.api import GROUP, PLURAL, VERSION
 from rollforward.kube import KubeAdapter
 from rollforward.metrics import OperatorMetrics
 from rollforward.naming import LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY
+from rollforward.prometheus import MetricsSource
 from rollforward.reconcile import ReconcileResult, reconcile
 from rollforward.settings import OperatorSettings
 
@@ -39,6 +40,7 @@ class OperatorContext:
     settings: OperatorSettings
     kube: KubeAdapter
     metrics: OperatorMetrics
+    prometheus: MetricsSource
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -53,13 +55,28 @@ class OperatorContext:
             with self.metrics.reconcile_seconds.time():
                 try:
                     result = await asyncio.to_thread(
-                        reconcile, body, self.kube, self.settings, utc_now
+                        reconcile, body, self.kube, self.prometheus, self.settings, utc_now
                     )
                 except Exception:
                     self.metrics.reconciles.labels(result="error").inc()
                     raise
             self.metrics.reconciles.labels(result="ok").inc()
+            self._export_drift(namespace, name, result)
             return result
+
+    def _export_drift(self, namespace: str, name: str, result: ReconcileResult) -> None:
+        report = result.status.drift if result.status is not None else None
+        if report is None or result.status is None:
+            return
+        if (
+            report.checked_at == result.status.drift_tracking.last_check_at
+            and result.status_written
+        ):
+            self.metrics.drift_checks.labels(outcome=report.outcome.value).inc()
+        if report.score is not None:
+            self.metrics.drift_score.labels(
+                namespace=namespace, name=name, statistic=report.statistic
+            ).set(report.score)
 
 
 def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:

@@ -18,10 +18,10 @@ from kubernetes import dynamic
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
+from rollforward.events import Event
 from rollforward.metrics import OperatorMetrics
-from rollforward.naming import children_selector
+from rollforward.naming import COMPONENT_RETRAINING, LABEL_COMPONENT, children_selector
 from rollforward.observed import ChildKey, Manifest, Observed
-from rollforward.serving_plan import Event
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,18 @@ class KubeAdapter:
                 body = item.to_dict()
                 children[(kind, body["metadata"]["name"])] = body
         return children
+
+    def retraining_pods(self, namespace: str, owner: str) -> dict[str, Manifest]:
+        """The newest pod of each retraining Job, by Job name."""
+        selector = f"{children_selector(owner)},{LABEL_COMPONENT}={COMPONENT_RETRAINING}"
+        listed = self._resource("Pod").get(namespace=namespace, label_selector=selector)
+        pods: dict[str, Manifest] = {}
+        for item in sorted(listed.items, key=lambda p: p.metadata.creationTimestamp or ""):
+            body = item.to_dict()
+            job = (body["metadata"].get("labels") or {}).get("job-name")
+            if job:
+                pods[job] = body
+        return pods
 
     def observe(self, deployment: ModelDeployment, kinds: tuple[str, ...]) -> Observed:
         gateway = self.gateway_api_installed()

@@ -9,6 +9,7 @@ import kopf
 from rollforward.handlers import OperatorContext, register_handlers
 from rollforward.kube import KubeAdapter, load_api_client
 from rollforward.metrics import OperatorMetrics
+from rollforward.prometheus import PrometheusSource
 from rollforward.settings import OperatorSettings
 
 
@@ -22,6 +23,11 @@ def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
         settings=settings,
         kube=KubeAdapter(load_api_client(), settings.field_manager, metrics),
         metrics=metrics,
+        prometheus=PrometheusSource(
+            timeout_seconds=settings.prometheus_timeout_seconds,
+            retries=settings.prometheus_retries,
+            metrics=metrics,
+        ),
     )
     registry = kopf.OperatorRegistry()
     register_handlers(registry, context)

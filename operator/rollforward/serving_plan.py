@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from rollforward.api import (
     ConditionType,
@@ -22,23 +21,16 @@ from rollforward.api import (
 )
 from rollforward.builders import Manifest, variant_deployment, variant_service
 from rollforward.conditions import set_condition
+from rollforward.events import Event
 from rollforward.naming import ANNOTATION_DESIRED_HASH, variant_name
 from rollforward.observed import ChildKey, Observed, deployment_health
 from rollforward.routers import router_for
 from rollforward.settings import OperatorSettings
+from rollforward.status_summary import lifecycle_phase
 from rollforward.variants import ServedVariant, served_variants, spec_source, split_summary
 
 MANAGED_KINDS = ("Deployment", "Service", "ConfigMap", "HTTPRoute")
 """Kinds of serving children; anything of these kinds we own but no longer want is deleted."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to emit on the ModelDeployment."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -194,8 +186,7 @@ def _serving_status(
     champion = next(v for v in served if v.role == VariantRole.CHAMPION.value)
     others = [v for v in served if v.role in ("challenger", "candidate")]
     if ready:
-        in_trouble = status.phase in (Phase.PENDING, Phase.DEGRADED)
-        phase = Phase.STABLE if in_trouble else status.phase
+        phase = lifecycle_phase(status)
     else:
         never_ready = status.phase is Phase.PENDING and blocked is None
         phase = Phase.PENDING if never_ready else Phase.DEGRADED

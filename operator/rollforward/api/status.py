@@ -142,6 +142,8 @@ class DriftTracking(StatusModel):
     """Checks seen since tracking started, conclusive or not."""
     last_check_at: datetime | None = None
     """When the last check ran; the next runs one spec.drift.interval later."""
+    drifted_since: datetime | None = None
+    """When Drifted last became True."""
 
 
 class JobPhase(StrEnum):
@@ -214,6 +216,10 @@ class RolloutStatus(StatusModel):
     """The last analysis of this step."""
     promoting: bool = False
     """The champion Deployment is rolling to the candidate version."""
+    awaiting_approval: bool = False
+    """Every step passed; approval is Manual and no approval has arrived yet."""
+    held_reason: str = ""
+    """Why the canary makes no step: paused by a person, or too many inconclusive analyses."""
 
 
 class HistoryEntry(StatusModel):
@@ -225,7 +231,9 @@ class HistoryEntry(StatusModel):
     """onDrift, schedule, manual, or initial."""
     trigger_id: str = ""
     """Trigger id."""
-    outcome: Literal["Serving", "Promoted", "RolledBack", "Rejected", "Failed", "Superseded"]
+    outcome: Literal[
+        "Serving", "Canary", "Promoted", "RolledBack", "Rejected", "Failed", "Superseded"
+    ]
     """What happened to the version."""
     metrics: dict[str, float] = Field(default_factory=dict)
     """Reported metrics (e.g. holdoutAuc, recentAuc)."""
@@ -265,6 +273,9 @@ class ModelDeploymentStatus(StatusModel):
     """Short drift summary for printer columns, e.g. "p=0.002" or "0.31/0.10"."""
     promoted_at: datetime | None = None
     """When the serving champion version was promoted (start of the reference baseline)."""
+    reference_counts: dict[str, dict[str, float]] | None = None
+    """Predicted-label counts of the reference window after promotion, by segment ("" when
+    segments are not used); measured once the window closed, then kept for every check."""
     retraining: RetrainingStatus | None = None
     """The current or last retraining."""
     retrain_starts: list[datetime] = Field(default_factory=list)
@@ -273,6 +284,8 @@ class ModelDeploymentStatus(StatusModel):
     """Values of request annotations (retrain, approve, rollback) already acted on."""
     rollout: RolloutStatus | None = None
     """The canary under way."""
+    last_rollback: str = ""
+    """Why the last candidate was rolled back."""
     failed_versions: list[str] = Field(default_factory=list)
     """Versions rolled back or rejected; never deployed again."""
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)

@@ -1,0 +1,242 @@
+"""Canary analysis: the measurements of a step, each Successful, Failed or Inconclusive. Pure.
+
+The queries are batched like the drift queries: their text depends only on the step's
+window, so one evaluation per tick serves every canary on a Prometheus. Series are told
+apart by the scrape labels Kubernetes service discovery gives every bento pod
+(`namespace` and the pod labels, relabelled the Prometheus way: `rollforward_io_variant`).
+Inconclusive is never Failed: too few requests or an empty query decides nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rollforward.api import (
+    AnalysisResult,
+    BaselineKind,
+    ComparisonOperator,
+    CustomMetric,
+    DriftVerdict,
+    ModelDeployment,
+)
+from rollforward.drift.statistics import BaselineProportions, DriftCriteria, evaluate_drift
+from rollforward.naming import CANDIDATE_VARIANT
+from rollforward.prometheus import QueryResult, Sample, escape_label_value
+from rollforward.serving.contract import (
+    BASELINE_RATIO,
+    BENTOML_REQUEST_DURATION,
+    BENTOML_REQUESTS_TOTAL,
+    PREDICTIONS_TOTAL,
+)
+
+Outcome = Literal["Successful", "Failed", "Inconclusive"]
+POD_LABEL_DEPLOYMENT = "rollforward_io_model_deployment"
+POD_LABEL_VARIANT = "rollforward_io_variant"
+_BY_VARIANT = f"namespace, {POD_LABEL_DEPLOYMENT}, {POD_LABEL_VARIANT}"
+# Probes, scrapes and feedback are not model traffic.
+_MODEL_ENDPOINTS = 'endpoint!~"/(metrics|readyz|livez|healthz|feedback)"'
+
+
+@dataclass(frozen=True)
+class AnalysisQueries:
+    requests: str
+    errors: str
+    latency_p99: str
+    predictions: str
+    baseline: str
+
+
+@dataclass(frozen=True)
+class AnalysisInputs:
+    requests: QueryResult
+    errors: QueryResult
+    latency_p99: QueryResult
+    predictions: QueryResult
+    baseline: QueryResult
+    custom: dict[str, QueryResult] = field(default_factory=dict)
+
+
+def analysis_queries(window_seconds: int) -> AnalysisQueries:
+    window = f"{window_seconds}s"
+    requests = f"{BENTOML_REQUESTS_TOTAL}{{{_MODEL_ENDPOINTS}}}"
+    errors = f'{BENTOML_REQUESTS_TOTAL}{{{_MODEL_ENDPOINTS},http_response_code=~"5.."}}'
+    buckets = f"{BENTOML_REQUEST_DURATION}_bucket{{{_MODEL_ENDPOINTS}}}"
+    return AnalysisQueries(
+        requests=f"sum by ({_BY_VARIANT}) (increase({requests}[{window}]))",
+        errors=f"sum by ({_BY_VARIANT}) (increase({errors}[{window}]))",
+        latency_p99=(
+            f"histogram_quantile(0.99, sum by (le, {_BY_VARIANT}) (rate({buckets}[{window}])))"
+        ),
+        predictions=(
+            "sum by (namespace, model, version, variant, label, segment) "
+            f"(increase({PREDICTIONS_TOTAL}[{window}]))"
+        ),
+        baseline=f"max by (namespace, model, version, label) ({BASELINE_RATIO})",
+    )
+
+
+def custom_query(metric: CustomMetric, deployment: ModelDeployment, variant: str) -> str:
+    """The user's PromQL with its placeholders replaced by escaped values."""
+    values = {
+        "{{variant}}": variant,
+        "{{namespace}}": deployment.metadata.namespace,
+        "{{model}}": deployment.spec.model,
+        "{{name}}": deployment.metadata.name,
+    }
+    query = metric.query
+    for placeholder, value in values.items():
+        query = query.replace(placeholder, escape_label_value(value))
+    return query
+
+
+def _per_variant(result: QueryResult, deployment: ModelDeployment) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for sample in result.samples:
+        labels = sample.labels
+        if (
+            labels.get("namespace") == deployment.metadata.namespace
+            and labels.get(POD_LABEL_DEPLOYMENT) == deployment.metadata.name
+        ):
+            variant = labels.get(POD_LABEL_VARIANT, "")
+            values[variant] = values.get(variant, 0.0) + sample.value
+    return values
+
+
+def _result(name: str, outcome: Outcome, value: float | None, message: str) -> AnalysisResult:
+    return AnalysisResult(name=name, outcome=outcome, value=value, message=message)
+
+
+def error_rate(
+    deployment: ModelDeployment, inputs: AnalysisInputs, champion: str
+) -> AnalysisResult:
+    analysis = deployment.spec.rollout.analysis
+    if not (inputs.requests.ok and inputs.errors.ok):
+        return _result("errorRate", "Inconclusive", None, "error-rate query failed")
+    requests = _per_variant(inputs.requests, deployment)
+    errors = _per_variant(inputs.errors, deployment)
+    candidate_requests = requests.get(CANDIDATE_VARIANT, 0.0)
+    champion_requests = requests.get(champion, 0.0)
+    if candidate_requests < analysis.min_requests or champion_requests < analysis.min_requests:
+        return _result(
+            "errorRate",
+            "Inconclusive",
+            None,
+            f"too few requests (candidate {candidate_requests:.0f}, champion "
+            f"{champion_requests:.0f}; minRequests {analysis.min_requests})",
+        )
+    candidate_rate = errors.get(CANDIDATE_VARIANT, 0.0) / candidate_requests
+    champion_rate = errors.get(champion, 0.0) / champion_requests
+    increase = candidate_rate - champion_rate
+    message = f"5xx ratio {candidate_rate:.2%} vs champion {champion_rate:.2%}"
+    if increase > analysis.max_error_rate_increase:
+        return _result("errorRate", "Failed", candidate_rate, message)
+    return _result("errorRate", "Successful", candidate_rate, message)
+
+
+def latency_p99(
+    deployment: ModelDeployment, inputs: AnalysisInputs, champion: str
+) -> AnalysisResult:
+    analysis = deployment.spec.rollout.analysis
+    if not inputs.latency_p99.ok:
+        return _result("latencyP99", "Inconclusive", None, "latency query failed")
+    p99 = _per_variant(inputs.latency_p99, deployment)
+    candidate, baseline = p99.get(CANDIDATE_VARIANT), p99.get(champion)
+    if candidate is None or baseline is None or baseline <= 0:
+        return _result("latencyP99", "Inconclusive", None, "no latency data for both variants")
+    ratio = candidate / baseline
+    message = f"p99 {candidate * 1000:.0f}ms vs champion {baseline * 1000:.0f}ms ({ratio:.2f}x)"
+    outcome: Outcome = "Failed" if ratio > analysis.max_latency_ratio else "Successful"
+    return _result("latencyP99", outcome, ratio, message)
+
+
+def prediction_drift(
+    deployment: ModelDeployment, inputs: AnalysisInputs, candidate_version: str
+) -> AnalysisResult:
+    """The candidate's predictions against its own training baseline."""
+    if not (inputs.predictions.ok and inputs.baseline.ok):
+        return _result("predictionDrift", "Inconclusive", None, "prediction query failed")
+
+    def mine(sample: Sample, **match: str) -> bool:
+        wanted = {"namespace": deployment.metadata.namespace, "model": deployment.spec.model}
+        return all(sample.labels.get(k) == v for k, v in {**wanted, **match}.items())
+
+    counts: dict[str, float] = {}
+    for s in inputs.predictions.samples:
+        if mine(s, variant=CANDIDATE_VARIANT, version=candidate_version):
+            counts[s.labels.get("label", "")] = counts.get(s.labels.get("label", ""), 0.0) + s.value
+    ratios = {
+        s.labels.get("label", ""): s.value
+        for s in inputs.baseline.samples
+        if mine(s, version=candidate_version)
+    }
+    if not ratios:
+        return _result("predictionDrift", "Inconclusive", None, "candidate exports no baseline")
+    drift = deployment.spec.drift
+    criteria = DriftCriteria(
+        statistic=drift.statistic,
+        alpha=drift.significance,
+        threshold=drift.threshold,
+        noise_floor_multiplier=drift.noise_floor_multiplier,
+        min_samples=deployment.spec.rollout.analysis.min_requests,
+    )
+    report = evaluate_drift(counts, BaselineProportions(proportions=ratios), criteria)
+    segment = report.segments[0]
+    outcome: Outcome = {
+        DriftVerdict.DRIFT: "Failed",
+        DriftVerdict.NO_DRIFT: "Successful",
+        DriftVerdict.INCONCLUSIVE: "Inconclusive",
+    }[report.verdict]  # type: ignore[assignment]
+    return _result("predictionDrift", outcome, segment.score, report.reason)
+
+
+def _compare(value: float, operator: ComparisonOperator, bound: float) -> bool:
+    return {
+        ComparisonOperator.LESS_THAN: value < bound,
+        ComparisonOperator.LESS_OR_EQUAL: value <= bound,
+        ComparisonOperator.GREATER_THAN: value > bound,
+        ComparisonOperator.GREATER_OR_EQUAL: value >= bound,
+    }[operator]
+
+
+def custom_metric(metric: CustomMetric, result: QueryResult | None) -> AnalysisResult:
+    if result is None or not result.ok:
+        problem = result.error if result is not None else "not queried"
+        return _result(metric.name, "Inconclusive", None, f"query failed: {problem}")
+    if len(result.samples) != 1 or math.isnan(result.samples[0].value):
+        return _result(
+            metric.name, "Inconclusive", None, f"expected one value, got {len(result.samples)}"
+        )
+    value = result.samples[0].value
+    ok = _compare(value, metric.success.operator, metric.success.value)
+    message = f"{value:.4g} {metric.success.operator.value} {metric.success.value:g}"
+    return _result(metric.name, "Successful" if ok else "Failed", value, message)
+
+
+def analyse(
+    deployment: ModelDeployment, inputs: AnalysisInputs, champion: str, candidate_version: str
+) -> list[AnalysisResult]:
+    """Every measurement of one step."""
+    results = [
+        error_rate(deployment, inputs, champion),
+        latency_p99(deployment, inputs, champion),
+    ]
+    if deployment.spec.rollout.analysis.prediction_drift:
+        results.append(prediction_drift(deployment, inputs, candidate_version))
+    for metric in deployment.spec.rollout.analysis.metrics:
+        results.append(custom_metric(metric, inputs.custom.get(metric.name)))
+    return results
+
+
+def verdict(results: list[AnalysisResult]) -> Outcome:
+    """Failed if anything failed; else Inconclusive if anything was; else Successful."""
+    outcomes = {r.outcome for r in results}
+    if "Failed" in outcomes:
+        return "Failed"
+    if "Inconclusive" in outcomes:
+        return "Inconclusive"
+    return "Successful"
+
+
+__all__ = ["BaselineKind", "analyse", "analysis_queries", "custom_query", "verdict"]

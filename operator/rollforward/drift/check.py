@@ -1,0 +1,356 @@
+"""One drift check of one ModelDeployment, from query results to status. Pure.
+
+Gather (rollforward.reconcile) runs the batched queries named by `drift_queries` at the
+aligned tick; this module picks this resource's series out of the shared results, runs the
+statistics, advances the hysteresis and says what the conditions and Events become.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rollforward.api import (
+    BaselineKind,
+    ConditionType,
+    DriftReport,
+    DriftTracking,
+    DriftVerdict,
+    LabelProportion,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    Reason,
+    SegmentReport,
+    VariantRole,
+    duration_seconds,
+)
+from rollforward.conditions import find_condition, set_condition
+from rollforward.drift.hysteresis import HysteresisPolicy, next_state
+from rollforward.drift.statistics import (
+    Baseline,
+    BaselineCounts,
+    BaselineProportions,
+    DriftCriteria,
+    evaluate_segments,
+)
+from rollforward.drift.statistics import DriftReport as StatisticsReport
+from rollforward.events import Event
+from rollforward.prometheus import QueryResult, Sample
+from rollforward.serving.contract import BASELINE_RATIO, PREDICTIONS_TOTAL
+from rollforward.variants import champion_version
+
+_GROUPING = "namespace, model, version, variant, label, segment"
+
+
+@dataclass(frozen=True)
+class DriftQueries:
+    """The PromQL a check needs. The same text for every resource with the same window
+    (and offset), so one evaluation per tick serves them all."""
+
+    current: str
+    baseline: str | None
+    """None for the reference baseline, whose counts are kept in status once measured."""
+
+
+@dataclass(frozen=True)
+class DriftInputs:
+    tick: datetime
+    current: QueryResult
+    baseline: QueryResult | None
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """What one check decided."""
+
+    report: DriftReport
+    tracking: DriftTracking
+
+
+def check_tick(deployment: ModelDeployment, now: datetime) -> datetime:
+    """The check time, aligned down to the interval, so resources share their queries."""
+    interval = duration_seconds(deployment.spec.drift.interval)
+    return datetime.fromtimestamp(math.floor(now.timestamp() / interval) * interval, UTC)
+
+
+def check_is_due(deployment: ModelDeployment, now: datetime) -> bool:
+    last = deployment.status.drift_tracking.last_check_at
+    return last is None or check_tick(deployment, now) > last
+
+
+def drift_queries(deployment: ModelDeployment) -> DriftQueries:
+    drift = deployment.spec.drift
+    window = f"{int(duration_seconds(drift.window))}s"
+    current = f"sum by ({_GROUPING}) (increase({PREDICTIONS_TOTAL}[{window}]))"
+    kind = drift.baseline.kind
+    if kind is BaselineKind.TRAINING:
+        baseline = f"max by (namespace, model, version, label) ({BASELINE_RATIO})"
+    elif kind is BaselineKind.SEASONAL:
+        assert drift.baseline.offset is not None, "the API requires an offset for seasonal"
+        offset = f"{int(duration_seconds(drift.baseline.offset))}s"
+        baseline = f"sum by ({_GROUPING}) (increase({PREDICTIONS_TOTAL}[{window}] offset {offset}))"
+    else:
+        baseline = None
+    return DriftQueries(current=current, baseline=baseline)
+
+
+def reference_query(deployment: ModelDeployment) -> tuple[str, datetime] | None:
+    """The one-off query of the reference window (and when to evaluate it), once it closed."""
+    drift = deployment.spec.drift
+    promoted = deployment.status.promoted_at
+    if drift.baseline.kind is not BaselineKind.REFERENCE or promoted is None:
+        return None
+    length = drift.baseline.reference_window or drift.window
+    window = f"{int(duration_seconds(length))}s"
+    query = f"sum by ({_GROUPING}) (increase({PREDICTIONS_TOTAL}[{window}]))"
+    return query, datetime.fromtimestamp(promoted.timestamp() + duration_seconds(length), UTC)
+
+
+def reference_counts(
+    deployment: ModelDeployment, result: QueryResult
+) -> dict[str, dict[str, float]]:
+    """This resource's champion counts in the reference window, by segment."""
+    version = champion_version(deployment.spec, deployment.status)
+    samples = _mine(result.samples, deployment, version=version, variant=_champion_name(deployment))
+    return _counts_by_segment(samples)
+
+
+def _champion_name(deployment: ModelDeployment) -> str:
+    return next(v.name for v in deployment.spec.variants if v.role is VariantRole.CHAMPION)
+
+
+def _mine(samples: Iterable[Sample], deployment: ModelDeployment, **match: str) -> list[Sample]:
+    wanted = {"namespace": deployment.metadata.namespace, "model": deployment.spec.model, **match}
+    return [s for s in samples if all(s.labels.get(k, "") == v for k, v in wanted.items())]
+
+
+def _counts_by_segment(samples: Iterable[Sample]) -> dict[str, dict[str, float]]:
+    counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for sample in samples:
+        counts[sample.labels.get("segment", "")][sample.labels.get("label", "")] += sample.value
+    return {segment: dict(labels) for segment, labels in counts.items()}
+
+
+def criteria(deployment: ModelDeployment) -> DriftCriteria:
+    drift = deployment.spec.drift
+    return DriftCriteria(
+        statistic=drift.statistic,
+        alpha=drift.significance,
+        threshold=drift.threshold,
+        noise_floor_multiplier=drift.noise_floor_multiplier,
+        min_samples=drift.min_samples,
+        min_baseline_samples=drift.min_samples,
+    )
+
+
+def _baseline(
+    deployment: ModelDeployment, inputs: DriftInputs, version: str
+) -> tuple[Baseline | dict[str, Baseline] | None, str]:
+    """The baseline for this resource, or None with the reason it is missing."""
+    kind = deployment.spec.drift.baseline.kind
+    if kind is BaselineKind.REFERENCE:
+        stored = deployment.status.reference_counts
+        if not stored:
+            return None, "the reference window after promotion has not been measured yet"
+        return {s: BaselineCounts(counts=c) for s, c in stored.items()}, ""
+    if inputs.baseline is None or not inputs.baseline.ok:
+        error = inputs.baseline.error if inputs.baseline is not None else "no baseline query"
+        return None, f"baseline query failed: {error}"
+    if kind is BaselineKind.TRAINING:
+        ratios = {
+            s.labels.get("label", ""): s.value
+            for s in _mine(inputs.baseline.samples, deployment, version=version)
+        }
+        if not ratios:
+            return None, f"version {version} exports no {BASELINE_RATIO}"
+        return BaselineProportions(proportions=ratios), ""
+    samples = _mine(inputs.baseline.samples, deployment, variant=_champion_name(deployment))
+    if not samples:
+        return None, "no predictions in the seasonal window"
+    return {s: BaselineCounts(counts=c) for s, c in _counts_by_segment(samples).items()}, ""
+
+
+def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsReport | str:
+    """The statistics report for this resource, or the reason the check is inconclusive."""
+    if not inputs.current.ok:
+        return f"query failed: {inputs.current.error}"
+    version = champion_version(deployment.spec, deployment.status)
+    current = _mine(
+        inputs.current.samples, deployment, version=version, variant=_champion_name(deployment)
+    )
+    if not current:
+        return f"no predictions of {deployment.spec.model} {version} in the window"
+    baseline, missing = _baseline(deployment, inputs, version)
+    if baseline is None:
+        return missing
+    return evaluate_segments(_counts_by_segment(current), baseline, criteria(deployment))
+
+
+def _inconclusive_report(deployment: ModelDeployment, reason: str, now: datetime) -> DriftReport:
+    drift = deployment.spec.drift
+    return DriftReport(
+        outcome=DriftVerdict.INCONCLUSIVE,
+        reason=reason,
+        statistic=drift.statistic.value,
+        window=drift.window,
+        baseline=drift.baseline.kind.value,
+        version=champion_version(deployment.spec, deployment.status),
+        checked_at=now,
+    )
+
+
+def _status_report(
+    deployment: ModelDeployment, result: StatisticsReport, now: datetime
+) -> DriftReport:
+    """The status view of a statistics report: the headline is the most significant segment."""
+    drift = deployment.spec.drift
+    tested = [s for s in result.segments if s.p_value is not None]
+    headline = (
+        min(tested, key=lambda s: s.adjusted_p_value or 1.0) if tested else result.segments[0]
+    )
+    segments = [
+        SegmentReport(
+            segment=s.segment,
+            outcome=s.verdict,
+            score=s.score,
+            p_value=s.p_value,
+            adjusted_p_value=s.adjusted_p_value,
+            current_samples=s.n,
+        )
+        for s in result.segments
+        if s.segment
+    ]
+    return DriftReport(
+        outcome=result.verdict,
+        reason=result.reason,
+        statistic=drift.statistic.value,
+        score=headline.score,
+        threshold=headline.threshold,
+        p_value=headline.p_value,
+        noise_floor=headline.noise_floor,
+        current_samples=sum(s.n for s in result.segments),
+        baseline_samples=headline.m,
+        window=drift.window,
+        baseline=drift.baseline.kind.value,
+        version=champion_version(deployment.spec, deployment.status),
+        labels=[
+            LabelProportion(label=share.label, baseline=share.baseline, current=share.current)
+            for share in headline.labels
+        ],
+        segments=segments,
+        checked_at=now,
+    )
+
+
+def run_check(deployment: ModelDeployment, inputs: DriftInputs) -> DriftCheck:
+    evaluated = evaluate(deployment, inputs)
+    if isinstance(evaluated, str):
+        report = _inconclusive_report(deployment, evaluated, inputs.tick)
+    else:
+        report = _status_report(deployment, evaluated, inputs.tick)
+    policy = HysteresisPolicy(
+        breaches_to_drift=deployment.spec.drift.consecutive_breaches,
+        clean_checks_to_recover=deployment.spec.drift.consecutive_breaches,
+    )
+    previous = deployment.status.drift_tracking
+    tracking = next_state(previous, report.outcome, policy)
+    since = previous.drifted_since
+    if tracking.drifted and not previous.drifted:
+        since = inputs.tick
+    elif not tracking.drifted:
+        since = None
+    tracking = tracking.model_copy(update={"last_check_at": inputs.tick, "drifted_since": since})
+    return DriftCheck(report=report, tracking=tracking)
+
+
+def _monitoring_reason(report: DriftReport) -> Reason:
+    text = report.reason.lower()
+    if "query failed" in text or "prometheus" in text:
+        return Reason.PROMETHEUS_UNREACHABLE
+    if "fewer" in text or "too few" in text or "minimum" in text or "samples" in text:
+        return Reason.TOO_FEW_SAMPLES
+    return Reason.NO_DATA
+
+
+def score_summary(report: DriftReport) -> str:
+    """The printer column: the score against what it must exceed."""
+    if report.outcome is DriftVerdict.INCONCLUSIVE or report.score is None:
+        return "inconclusive"
+    if report.p_value is not None and report.statistic == "chiSquare":
+        return f"p={report.p_value:.3g}"
+    return f"{report.score:.3g}/{report.threshold or 0:.3g}"
+
+
+def apply_check(
+    deployment: ModelDeployment, status: ModelDeploymentStatus, check: DriftCheck, now: datetime
+) -> tuple[ModelDeploymentStatus, list[Event]]:
+    """Write one check into status: report, tracking, Drifted and MonitoringAvailable."""
+    generation = deployment.metadata.generation or 0
+    report, tracking = check.report, check.tracking
+    events: list[Event] = []
+    conditions = status.conditions
+    was_drifted = find_condition(conditions, ConditionType.DRIFTED)
+    if tracking.drifted:
+        drift_reason, message = (
+            Reason.DRIFT_DETECTED,
+            f"{tracking.breach_streak} breaches: {report.reason}",
+        )
+    elif tracking.breach_streak:
+        drift_reason, message = (
+            Reason.BREACH_PENDING,
+            (
+                f"{tracking.breach_streak} of {deployment.spec.drift.consecutive_breaches} "
+                f"breaches: {report.reason}"
+            ),
+        )
+    elif report.outcome is DriftVerdict.INCONCLUSIVE and was_drifted is not None:
+        drift_reason, message = Reason(was_drifted.reason), was_drifted.message
+    else:
+        drift_reason, message = Reason.NO_DRIFT, report.reason
+    conditions = set_condition(
+        conditions,
+        ConditionType.DRIFTED,
+        "True" if tracking.drifted else "False",
+        drift_reason,
+        message,
+        generation,
+        now,
+    )
+    if tracking.drifted != status.drift_tracking.drifted:
+        events.append(
+            Event("Warning", "DriftDetected", f"Drifted: {report.reason}")
+            if tracking.drifted
+            else Event("Normal", "DriftRecovered", f"no longer drifted: {report.reason}")
+        )
+    available = report.outcome is not DriftVerdict.INCONCLUSIVE
+    monitoring_reason = Reason.METRICS_OK if available else _monitoring_reason(report)
+    previous_monitoring = find_condition(conditions, ConditionType.MONITORING_AVAILABLE)
+    conditions = set_condition(
+        conditions,
+        ConditionType.MONITORING_AVAILABLE,
+        "True" if available else "False",
+        monitoring_reason,
+        report.reason,
+        generation,
+        now,
+    )
+    if previous_monitoring is None or (previous_monitoring.status == "True") != available:
+        events.append(
+            Event("Normal", "MonitoringAvailable", report.reason)
+            if available
+            else Event(
+                "Warning", monitoring_reason.value, f"drift check inconclusive: {report.reason}"
+            )
+        )
+    updated = status.model_copy(
+        update={
+            "conditions": conditions,
+            "drift": report,
+            "drift_tracking": tracking,
+            "drift_score": score_summary(report),
+        }
+    )
+    return updated, events

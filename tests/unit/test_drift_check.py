@@ -1,0 +1,147 @@
+"""One drift check of one resource: picking its series from the shared results, the
+statistics, hysteresis, conditions, Events, and failing safe on missing data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from harness.decision_inputs import T0, baseline_ratio, deployment, predictions
+from rollforward.api import ConditionType, DriftVerdict, ModelDeploymentStatus
+from rollforward.conditions import find_condition
+from rollforward.drift.check import (
+    DriftInputs,
+    apply_check,
+    check_is_due,
+    check_tick,
+    drift_queries,
+    run_check,
+)
+from rollforward.prometheus import QueryResult, Sample
+
+BASELINE = baseline_ratio("upsell:v1", {"upgrade": 0.3, "stay": 0.7})
+
+
+def current(upgrade: float, stay: float, **labels: str) -> QueryResult:
+    result = predictions("champion", "upsell:v1", {"upgrade": upgrade, "stay": stay})
+    if not labels:
+        return result
+    return QueryResult(
+        samples=tuple(Sample({**s.labels, **labels}, s.value) for s in result.samples)
+    )
+
+
+def check(
+    inputs_current: QueryResult, status: ModelDeploymentStatus | None = None, **kw: Any
+) -> Any:
+    md = deployment(status or ModelDeploymentStatus())
+    inputs = DriftInputs(tick=T0, current=inputs_current, baseline=kw.get("baseline", BASELINE))
+    result = run_check(md, inputs)
+    return md, result
+
+
+def test_queries_do_not_depend_on_the_resource() -> None:
+    a = drift_queries(deployment())
+    b = drift_queries(deployment(mutate=lambda spec: spec.update(model="other")))
+    assert a == b
+    assert "sum by (namespace, model, version, variant, label, segment)" in a.current
+    assert "[600s]" in a.current
+    assert a.baseline is not None and "rollforward_baseline_ratio" in a.baseline
+
+
+def test_seasonal_baseline_uses_offset() -> None:
+    def seasonal(spec: dict[str, Any]) -> None:
+        spec["drift"]["baseline"] = {"kind": "seasonal", "offset": "7d"}
+
+    queries = drift_queries(deployment(mutate=seasonal))
+    assert queries.baseline is not None and "offset 604800s" in queries.baseline
+
+
+def test_checks_align_to_the_interval_and_run_once_per_tick() -> None:
+    md = deployment()
+    assert check_tick(md, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=5)
+    assert check_is_due(md, T0)
+    ran = md.model_copy(
+        update={
+            "status": md.status.model_copy(
+                update={
+                    "drift_tracking": md.status.drift_tracking.model_copy(
+                        update={"last_check_at": T0}
+                    )
+                }
+            )
+        }
+    )
+    assert not check_is_due(ran, T0 + timedelta(minutes=4))
+    assert check_is_due(ran, T0 + timedelta(minutes=5))
+
+
+def test_same_distribution_is_no_drift() -> None:
+    _, result = check(current(300, 700))
+    assert result.report.outcome is DriftVerdict.NO_DRIFT
+    assert result.report.current_samples == 1000
+    assert {p.label for p in result.report.labels} == {"upgrade", "stay"}
+
+
+def test_shifted_distribution_breaches_and_k_breaches_set_drifted_with_an_event() -> None:
+    md, first = check(current(150, 850))
+    assert first.report.outcome is DriftVerdict.DRIFT
+    assert not first.tracking.drifted
+    status = md.status
+    for _ in range(3):
+        md = md.model_copy(update={"status": status})
+        result = run_check(md, DriftInputs(tick=T0, current=current(150, 850), baseline=BASELINE))
+        status, events = apply_check(md, status, result, T0)
+    drifted = find_condition(status.conditions, ConditionType.DRIFTED)
+    assert drifted is not None and drifted.status == "True" and drifted.reason == "DriftDetected"
+    assert status.drift_tracking.drifted_since == T0
+    assert status.drift_score.startswith("p=")
+    assert any(e.reason == "DriftDetected" for e in events)
+
+
+def test_other_resources_series_are_ignored() -> None:
+    _, result = check(current(150, 850, namespace="elsewhere"))
+    assert result.report.outcome is DriftVerdict.INCONCLUSIVE
+    assert "no predictions" in result.report.reason
+
+
+def test_failed_query_is_inconclusive_and_says_monitoring_is_unavailable() -> None:
+    md = deployment(ModelDeploymentStatus())
+    failed = DriftInputs(
+        tick=T0, current=QueryResult(error="ConnectionError: refused"), baseline=None
+    )
+    result = run_check(md, failed)
+    assert result.report.outcome is DriftVerdict.INCONCLUSIVE
+    status, events = apply_check(md, md.status, result, T0)
+    monitoring = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
+    assert monitoring is not None and monitoring.status == "False"
+    assert monitoring.reason == "PrometheusUnreachable"
+    assert any(e.type == "Warning" for e in events)
+    drifted = find_condition(status.conditions, ConditionType.DRIFTED)
+    assert drifted is not None and drifted.status == "False"
+
+
+def test_inconclusive_keeps_an_existing_drift_decision() -> None:
+    md = deployment(ModelDeploymentStatus())
+    status = md.status.model_copy(
+        update={
+            "drift_tracking": md.status.drift_tracking.model_copy(
+                update={"drifted": True, "breach_streak": 3}
+            )
+        }
+    )
+    md = md.model_copy(update={"status": status})
+    result = run_check(md, DriftInputs(tick=T0, current=QueryResult(samples=()), baseline=BASELINE))
+    assert result.tracking.drifted
+    assert result.tracking.breach_streak == 3
+
+
+def test_too_few_samples_is_inconclusive() -> None:
+    _, result = check(current(5, 20))
+    assert result.report.outcome is DriftVerdict.INCONCLUSIVE
+
+
+def test_missing_baseline_gauge_is_inconclusive() -> None:
+    _, result = check(current(300, 700), baseline=QueryResult(samples=()))
+    assert result.report.outcome is DriftVerdict.INCONCLUSIVE
+    assert "baseline" in result.report.reason
