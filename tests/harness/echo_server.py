@@ -40,6 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
         _Handler.served += 1
         body = {
             "name": os.environ.get("ECHO_NAME", ""),
+            # Shaped like a prediction, so a traffic driver logs which backend answered.
+            "version": os.environ.get("ECHO_NAME", ""),
+            "label": "echo",
             "pod": os.environ.get("HOSTNAME", ""),
             "path": self.path,
             "userId": self.headers.get("X-User-Id"),
