@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bento import build_soom_bento
 from harness.cluster import LocalCluster
 from harness.kube_api import KubeApi
 from harness.pod_runner import PodRunner
@@ -56,3 +57,9 @@ def runner_namespace(runner_cluster: LocalCluster) -> Iterator[str]:
     runner_cluster.wait_for_service_account(name, "default")
     yield name
     runner_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def runner_soom_bento(runner_bentoml_home: Path) -> str:
+    """The Soom bento (baseline, seed 0) built into the runner's store; returns its tag."""
+    return build_soom_bento(runner_bentoml_home)

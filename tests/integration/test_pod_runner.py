@@ -12,15 +12,26 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.api_cases import example_manifest
 from harness.cluster import LocalCluster
 from harness.pod_runner import RUNNER_NODE, SCRAPE_JOB, PodRunner
 from harness.processes import port_is_open, wait_until
 from harness.prometheus import LocalPrometheus
+from harness.traffic import TrafficDriver, TrafficPlan, read_log, sticky_violations
+from rollforward.api import ModelDeployment
+from rollforward.builders import variant_deployment, variant_service
+from rollforward.naming import LABEL_MODEL_DEPLOYMENT, router_name
+from rollforward.observed import Observed
+from rollforward.routers.nginx import NginxRouter
 from rollforward.routers.nginx_config import NginxRouterConfig, RoutedVariant, render_nginx_config
+from rollforward.serving.contract import RetrainingResult
+from rollforward.settings import OperatorSettings
+from rollforward.variants import ServedVariant
 
 ECHO_SERVER = Path(__file__).resolve().parents[1] / "harness" / "echo_server.py"
 SERVED_BY = "X-Rollforward-Variant"
@@ -408,3 +419,103 @@ def test_a_crashing_container_is_restarted_with_a_count(
     status = found["status"]["containerStatuses"][0]
     assert status["lastState"]["terminated"]["exitCode"] == 2
     assert found["status"]["phase"] == "Running"
+
+
+def operator_manifests(namespace: str, bento: str) -> tuple[ModelDeployment, list[dict[str, Any]]]:
+    """What the operator would create for the README example serving `bento` in two variants
+    (90/10): its own builders' Deployments, Services and nginx router. Owner references are
+    dropped, since no ModelDeployment exists here and the garbage collector would delete them."""
+    manifest = example_manifest()
+    manifest["metadata"].update(namespace=namespace, uid="00000000-0000-0000-0000-000000000000")
+    deployment = ModelDeployment.model_validate(manifest)
+    served = [
+        ServedVariant(name, role, bento, bento, None, 1, weight, None)
+        for name, role, weight in (("champion", "champion", 90), ("challenger", "challenger", 10))
+    ]
+    settings = OperatorSettings()
+    objects = [
+        builder
+        for variant in served
+        for builder in (
+            variant_deployment(deployment, variant, settings),
+            variant_service(deployment, variant),
+        )
+    ]
+    objects += NginxRouter().plan(deployment, served, settings, Observed()).objects
+    for obj in objects:
+        obj["metadata"].pop("ownerReferences", None)
+    return deployment, objects
+
+
+def test_the_operators_bento_and_router_pods_serve_soom_traffic_and_are_scraped(
+    runner_cluster: LocalCluster,
+    pod_runner: PodRunner,
+    local_prometheus: LocalPrometheus,
+    runner_namespace: str,
+    runner_soom_bento: str,
+    tmp_path: Path,
+) -> None:
+    # Given the operator's own manifests for two variants of the real Soom bento and a router
+    ns = runner_namespace
+    deployment, objects = operator_manifests(ns, runner_soom_bento)
+    name = deployment.metadata.name
+
+    # When they are applied and the runner runs their pods
+    runner_cluster.apply(objects)
+    selector = f"{LABEL_MODEL_DEPLOYMENT}={name}"
+    wait_ready(runner_cluster, ns, selector, 3)
+
+    # Then Soom traffic through the router's Service is predicted by both variants
+    [router] = pod_runner.service_addresses(ns, router_name(name))
+    log = tmp_path / "traffic.jsonl"
+    plan = TrafficPlan(url=f"http://{router}", rate=50, max_requests=150, users=100)
+    TrafficDriver(plan, log).run()
+    records = read_log(log)
+    assert len(records) == 150
+    assert all(r.status == 200 for r in records), {r.error for r in records}
+    assert {r.variant for r in records} == {"champion", "challenger"}
+    assert {r.label for r in records} <= {"upgrade", "stay"}
+    assert sticky_violations(records, "champion") == []
+
+    # And Prometheus scrapes each variant's predictions, labelled by pod and namespace
+    query = f'sum by (variant) (rollforward_predictions_total{{namespace="{ns}"}})'
+
+    def both_counted() -> bool:
+        counted = {
+            s["metric"]["variant"]: float(s["value"][1]) for s in local_prometheus.query(query)
+        }
+        served = Counter(r.variant for r in records)
+        return counted == {variant: float(n) for variant, n in served.items()}
+
+    wait_until(both_counted, TIMEOUT, what=f"Prometheus to count every prediction ({query})")
+
+
+def test_a_retraining_job_builds_a_bento_into_the_store_and_reports_it(
+    runner_cluster: LocalCluster,
+    pod_runner: PodRunner,
+    runner_namespace: str,
+    runner_soom_bento: str,
+    runner_bentoml_home: Path,
+) -> None:
+    # Given a Job running the real retraining entrypoint, against the serving champion
+    retrain = job(runner_namespace, "retrain-soom", "")
+    container = retrain["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [
+        "python", "-m", "upsell.retrain", "--scenario", "concept-drift", "--seed", "7",
+        "--rows", "6000", "--champion", runner_soom_bento,
+    ]  # fmt: skip
+
+    # When it runs to completion
+    runner_cluster.apply(retrain)
+    runner_cluster.kubectl(
+        "wait", "--for=condition=Complete", "job/retrain-soom", "-n", runner_namespace,
+        "--timeout=600s", timeout=660,
+    )  # fmt: skip
+
+    # Then its pod's termination message is a RetrainingResult naming a bento in the store
+    [pod] = pods(runner_cluster, runner_namespace, "job-name=retrain-soom")
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    result = RetrainingResult.from_termination_message(terminated["message"])
+    assert result.version and result.version != runner_soom_bento
+    bento_name, bento_version = result.version.split(":", 1)
+    assert (runner_bentoml_home / "bentos" / bento_name / bento_version).is_dir()
