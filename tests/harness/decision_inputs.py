@@ -137,7 +137,7 @@ def analysis_inputs(
     if error is not None:
         failed = QueryResult(error=error)
         return AnalysisInputs(failed, failed, failed, failed, failed)
-    counts = candidate_counts if candidate_counts is not None else {"upgrade": 80, "stay": 320}
+    counts: dict[str, float] = candidate_counts or {"upgrade": 80.0, "stay": 320.0}
     return AnalysisInputs(
         requests=per_variant({"champion": requests, "candidate": requests}),
         errors=per_variant({"champion": champion_errors, "candidate": candidate_errors}),

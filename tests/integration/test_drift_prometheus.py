@@ -1,0 +1,216 @@
+"""Drift detection against a real Prometheus scraping real `bentoml serve` processes.
+
+Given the Soom bento serving generated traffic, when the operator's drift check runs
+(gather through the real Prometheus adapter, then the pure check), then: baseline traffic
+never alarms, concept drift is detected, a seasonal cycle alarms against the training
+baseline but not against the seasonal one, and a Prometheus outage is inconclusive (no
+decision either way) until Prometheus is back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.api_cases import example_manifest
+from harness.bento import BentoServer, start_bento_server
+from harness.fixtures_bento import BuiltBento
+from harness.prometheus import LocalPrometheus
+from harness.soom_traffic import SteadyTraffic
+from rollforward.api import (
+    ConditionType,
+    DriftVerdict,
+    ModelDeployment,
+    parse_model_deployment,
+)
+from rollforward.conditions import find_condition
+from rollforward.drift.check import apply_check, run_check
+from rollforward.prometheus import PrometheusSource
+from rollforward.reconcile import gather_drift
+from rollforward.settings import OperatorSettings
+from upsell.generator import GeneratorConfig
+
+NAMESPACE = "ml"
+MODEL = "upsell"
+SEASON = timedelta(seconds=40)
+
+
+def serve(
+    bento: BuiltBento, prometheus: LocalPrometheus, variant: str, run_dir: Path
+) -> BentoServer:
+    env = {
+        "ROLLFORWARD_MODEL": MODEL,
+        "ROLLFORWARD_VERSION": bento.tag,
+        "ROLLFORWARD_VARIANT": variant,
+    }
+    server = start_bento_server(bento.tag, bento.bentoml_home, run_dir, env=env)
+    prometheus.add_target(
+        f"bento-{variant}", f"127.0.0.1:{server.port}", {"namespace": NAMESPACE, "pod": variant}
+    )
+    prometheus.wait_for_target_up(f"bento-{variant}", f"127.0.0.1:{server.port}", timeout=60)
+    return server
+
+
+def model_deployment(bento: str, champion: str, prometheus: str, **drift: Any) -> ModelDeployment:
+    manifest = example_manifest()
+    manifest["metadata"]["namespace"] = NAMESPACE
+    spec = manifest["spec"]
+    spec["model"] = MODEL
+    spec["variants"] = [{"name": champion, "role": "champion", "bento": bento, "weight": 100}]
+    spec["monitoring"] = {"prometheusUrl": prometheus}
+    spec["drift"] = {
+        "window": "20s",
+        "interval": "5s",
+        "minSamples": 100,
+        "consecutiveBreaches": 2,
+        "significance": 0.01,
+        **drift,
+    }
+    return parse_model_deployment(manifest)
+
+
+@dataclass
+class DriftLoop:
+    """The operator's drift path for one resource, without the cluster: gather, check, apply."""
+
+    deployment: ModelDeployment
+    source: PrometheusSource = field(
+        default_factory=lambda: PrometheusSource(timeout_seconds=3, retries=1)
+    )
+    verdicts: list[DriftVerdict] = field(default_factory=list)
+
+    def check(self) -> DriftVerdict | None:
+        now = datetime.now(UTC)
+        inputs = gather_drift(self.deployment, self.source, OperatorSettings(), now)
+        if inputs is None:
+            return None
+        result = run_check(self.deployment, inputs)
+        status, _ = apply_check(self.deployment, self.deployment.status, result, now)
+        self.deployment = self.deployment.model_copy(update={"status": status})
+        self.verdicts.append(result.report.outcome)
+        return result.report.outcome
+
+    def run_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.check()
+            time.sleep(1)
+
+    @property
+    def drifted(self) -> bool:
+        return self.deployment.status.drift_tracking.drifted
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
+    with LocalPrometheus(tmp_path_factory.mktemp("prometheus")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def champion(
+    soom_bento: BuiltBento, prometheus: LocalPrometheus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BentoServer]:
+    server = serve(soom_bento, prometheus, "champion", tmp_path_factory.mktemp("champion"))
+    yield server
+    server.stop()
+
+
+def test_baseline_traffic_never_alarms_then_concept_drift_is_detected(
+    soom_bento: BuiltBento, prometheus: LocalPrometheus, champion: BentoServer
+) -> None:
+    loop = DriftLoop(model_deployment(soom_bento.tag, "champion", prometheus.url))
+    traffic = SteadyTraffic(champion, "baseline").start()
+    try:
+        time.sleep(22)  # fill the first window
+        loop.run_for(35)
+        assert DriftVerdict.NO_DRIFT in loop.verdicts, loop.verdicts
+        assert not loop.drifted, loop.deployment.status.drift
+
+        traffic.switch("concept-drift")
+        deadline = time.monotonic() + 90
+        while not loop.drifted and time.monotonic() < deadline:
+            loop.check()
+            time.sleep(1)
+        assert loop.drifted, loop.verdicts
+        report = loop.deployment.status.drift
+        assert report is not None and report.p_value is not None and report.p_value < 0.01
+        condition = find_condition(loop.deployment.status.conditions, ConditionType.DRIFTED)
+        assert condition is not None and condition.status == "True"
+        assert traffic.failures == 0
+    finally:
+        traffic.stop()
+
+
+def test_prometheus_outage_is_inconclusive_and_recovers(
+    soom_bento: BuiltBento, prometheus: LocalPrometheus, champion: BentoServer
+) -> None:
+    loop = DriftLoop(model_deployment(soom_bento.tag, "champion", prometheus.url))
+    traffic = SteadyTraffic(champion, "baseline").start()
+    try:
+        time.sleep(2)
+        loop.run_for(6)
+        before = loop.deployment.status.drift_tracking
+        prometheus.stop()
+        outage = len(loop.verdicts)
+        loop.run_for(11)
+        during = loop.verdicts[outage:]
+        assert during and set(during) == {DriftVerdict.INCONCLUSIVE}, during
+        status = loop.deployment.status
+        monitoring = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
+        assert monitoring is not None and monitoring.status == "False"
+        assert monitoring.reason == "PrometheusUnreachable"
+        assert status.drift_tracking.drifted == before.drifted
+        assert status.drift_tracking.breach_streak == before.breach_streak
+
+        prometheus.start()
+        time.sleep(22)  # the restarted Prometheus scrapes a full window again
+        recovered = len(loop.verdicts)
+        loop.run_for(11)
+        assert DriftVerdict.INCONCLUSIVE not in loop.verdicts[recovered + 1 :], loop.verdicts
+        monitoring = find_condition(
+            loop.deployment.status.conditions, ConditionType.MONITORING_AVAILABLE
+        )
+        assert monitoring is not None and monitoring.status == "True"
+    finally:
+        traffic.stop()
+
+
+def test_seasonal_cycle_alarms_against_training_but_not_against_seasonal_baseline(
+    soom_bento: BuiltBento, prometheus: LocalPrometheus, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = serve(soom_bento, prometheus, "seasonal", tmp_path_factory.mktemp("seasonal"))
+    config = GeneratorConfig(period=SEASON, seasonal_amplitude=0.45)
+    traffic = SteadyTraffic(server, "seasonality", config=config).start()
+    offset = f"{int(SEASON.total_seconds())}s"
+    against_season = DriftLoop(
+        model_deployment(
+            soom_bento.tag,
+            "seasonal",
+            prometheus.url,
+            window="10s",
+            baseline={"kind": "seasonal", "offset": offset},
+        )
+    )
+    against_training = DriftLoop(
+        model_deployment(soom_bento.tag, "seasonal", prometheus.url, window="10s")
+    )
+    try:
+        time.sleep(SEASON.total_seconds() + 12)  # one full cycle plus a window of history
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            against_season.check()
+            against_training.check()
+            time.sleep(1)
+        assert DriftVerdict.NO_DRIFT in against_season.verdicts, against_season.verdicts
+        assert not against_season.drifted, against_season.deployment.status.drift
+        assert against_training.drifted, against_training.verdicts
+    finally:
+        traffic.stop()
+        server.stop()
