@@ -66,7 +66,8 @@ from harness.pod_launch import (
     scrape_target_labels,
 )
 from harness.pod_status import ContainerState, Terminated, pod_status, timestamp
-from harness.processes import ManagedProcess, free_port
+from harness.processes import ManagedProcess, free_port, wait_until
+from harness.service_proxy import ServicePort, ServiceProxies
 from rollforward.serving.contract import TERMINATION_MESSAGE_LIMIT_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -232,6 +233,9 @@ class PodRunner:
         self.errors: list[str] = []
         self._pods: dict[str, LocalPod] = {}
         self._services: dict[tuple[str, str], Manifest] = {}
+        # Replaced whole, never mutated: the proxies' thread reads it without the lock.
+        self._endpoint_table: dict[ServicePort, list[str]] = {}
+        self._proxies = ServiceProxies(lambda: self._endpoint_table)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,6 +259,7 @@ class PodRunner:
     def start(self) -> PodRunner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._register_node()
+        self._proxies.start()
         self._thread = threading.Thread(target=self._loop, name="pod-runner", daemon=True)
         self._thread.start()
         return self
@@ -265,6 +270,7 @@ class PodRunner:
         if self._thread is not None:
             self._thread.join(timeout=120)
             self._thread = None
+        self._proxies.stop()
 
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -292,6 +298,24 @@ class PodRunner:
         chosen = ports[0]["port"] if port is None else port
         with self._lock:
             return self._resolve(manifest, ServiceRef(namespace, service), int(chosen))
+
+    def service_address(self, namespace: str, service: str, port: int | None = None) -> str:
+        """The stable local address of a Service port (the first port if None), as a ClusterIP:
+        it outlives the pods behind it and forwards each connection to one that is ready now."""
+
+        def published() -> str | None:
+            with self._lock:
+                manifest = self._services.get((namespace, service))
+            ports = (manifest or {}).get("spec", {}).get("ports") or []
+            if not ports:
+                return None
+            chosen = int(ports[0]["port"] if port is None else port)
+            return self._proxies.address(ServiceRef(namespace, service), chosen)
+
+        wait_until(lambda: published() is not None, 60, what=f"Service {namespace}/{service}")
+        address = published()
+        assert address is not None
+        return address
 
     def process_ids(self) -> list[int]:
         """Process ids of every container process running now (for leak checks)."""
@@ -385,30 +409,39 @@ class PodRunner:
             for uid in [uid for uid in self._pods if uid not in seen]:
                 # Gone without a graceful deletion (force-deleted, or its node object removed).
                 self._stop_pod(self._pods.pop(uid), grace=0.0)
-            if self._needs_services():
-                self._services = {
-                    (s["metadata"]["namespace"], s["metadata"]["name"]): s
-                    for s in self.api.items("/api/v1/services")
-                }
+            self._services = {
+                (s["metadata"]["namespace"], s["metadata"]["name"]): s
+                for s in self.api.items("/api/v1/services")
+            }
+            self._publish_endpoints()
             self._sync_routers()
             for local in self._pods.values():
                 self._write_status(local)
+            self._proxies.sync(list(self._endpoint_table))
             if self.write_endpoints:
                 self._write_endpoints_file()
         self._heartbeat()
 
-    def _needs_services(self) -> bool:
-        return self.write_endpoints or any(
-            c.launch is not None and c.launch.workload is Workload.NGINX
-            for local in self._pods.values()
-            for c in local.containers
-        )
+    def _publish_endpoints(self) -> None:
+        """Recompute every Service port's ready local endpoints (what EndpointSlices hold)."""
+        table: dict[ServicePort, list[str]] = {}
+        for (namespace, name), service in self._services.items():
+            if not service["spec"].get("selector"):
+                continue  # endpoints managed by hand, e.g. `kubernetes`: nothing local
+            ref = ServiceRef(namespace, name)
+            for service_port in service["spec"].get("ports") or []:
+                port = int(service_port["port"])
+                table[(ref, port)] = self._resolve(service, ref, port)
+        self._endpoint_table = table
 
     def _sync_pod(self, uid: str, pod: Manifest) -> None:
         local = self._pods.get(uid)
         if pod["metadata"].get("deletionTimestamp"):
             if local is not None:
-                self._stop_pod(self._pods.pop(uid), grace=_grace(pod))
+                # Out of the endpoints first, then stopped, as a terminating pod is.
+                del self._pods[uid]
+                self._publish_endpoints()
+                self._stop_pod(local, grace=_grace(pod))
             self._finalize_deletion(pod)
             return
         if local is None:
@@ -626,7 +659,7 @@ class PodRunner:
                 container.process.stop(grace=grace)
                 container.process = None
             if container.nginx is not None:
-                container.nginx.stop()
+                _stop_nginx_gracefully(container.nginx, grace)
                 container.nginx = None
         if local.scrape_address is not None and self.scrape_targets is not None:
             self.scrape_targets.remove_target(SCRAPE_JOB, local.scrape_address)
@@ -732,7 +765,12 @@ class PodRunner:
             }
             for (ns, name), svc in self._services.items()
         }
-        text = json.dumps({"pods": pods, "services": services}, indent=2, sort_keys=True)
+        proxies: dict[str, dict[str, str]] = {}
+        for (ref, port), address in self._proxies.addresses().items():
+            proxies.setdefault(f"{ref.namespace}/{ref.name}", {})[str(port)] = address
+        text = json.dumps(
+            {"pods": pods, "services": services, "proxies": proxies}, indent=2, sort_keys=True
+        )
         if text != self._endpoints_text:
             path = self.workdir / ENDPOINTS_FILE
             path.with_suffix(".tmp").write_text(text)
@@ -752,6 +790,30 @@ def read_service_addresses(
     if not ports:
         return []
     return list(ports[str(port)] if port is not None else next(iter(ports.values())))
+
+
+def _stop_nginx_gracefully(nginx: NginxProcess, grace: float) -> None:
+    """SIGQUIT first (the stock image's stop signal): requests in flight are finished."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(nginx.process.pid, signal.SIGQUIT)
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not nginx.process.running(), grace, interval=0.05, what="nginx")
+    nginx.stop()
+
+
+def read_service_address(
+    workdir: Path, namespace: str, service: str, port: int | None = None
+) -> str | None:
+    """The stable proxy address a runner started with `write_endpoints` published for a
+    Service port (the first port if None), or None while it has none."""
+    try:
+        proxies = json.loads((workdir / ENDPOINTS_FILE).read_text())["proxies"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    ports: dict[str, str] = proxies.get(f"{namespace}/{service}", {})
+    if not ports:
+        return None
+    return ports[str(port)] if port is not None else next(iter(ports.values()))
 
 
 def _grace(pod: Manifest) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -19,8 +20,14 @@ from typing import Any
 
 from harness.api_cases import example_manifest
 from harness.cluster import LocalCluster
-from harness.pod_runner import RUNNER_NODE, SCRAPE_JOB, PodRunner
-from harness.processes import port_is_open, wait_until
+from harness.pod_runner import (
+    RUNNER_NODE,
+    SCRAPE_JOB,
+    PodRunner,
+    read_service_address,
+    read_service_addresses,
+)
+from harness.processes import ManagedProcess, port_is_open, wait_until
 from harness.prometheus import LocalPrometheus
 from harness.traffic import TrafficDriver, TrafficPlan, read_log, sticky_violations
 from rollforward.api import ModelDeployment
@@ -33,7 +40,9 @@ from rollforward.serving.contract import RetrainingResult
 from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedVariant
 
-ECHO_SERVER = Path(__file__).resolve().parents[1] / "harness" / "echo_server.py"
+TESTS = Path(__file__).resolve().parents[1]
+ECHO_SERVER = TESTS / "harness" / "echo_server.py"
+PYTHONPATH = [str(TESTS.parent / p) for p in ("operator", "bentos", "tests")]
 SERVED_BY = "X-Rollforward-Variant"
 TIMEOUT = 120.0
 
@@ -347,7 +356,7 @@ def router_objects(namespace: str, config_text: str) -> list[dict[str, Any]]:
 
 
 def test_a_router_pod_runs_nginx_routing_to_the_services_local_pods(
-    runner_cluster: LocalCluster, pod_runner: PodRunner, runner_namespace: str
+    runner_cluster: LocalCluster, pod_runner: PodRunner, runner_namespace: str, tmp_path: Path
 ) -> None:
     # Given two variants behind their Services, and the operator's kind of router config
     # addressing them by cluster DNS name
@@ -371,7 +380,7 @@ def test_a_router_pod_runs_nginx_routing_to_the_services_local_pods(
     # When the router's ConfigMap, Deployment and Service are created
     runner_cluster.apply(router_objects(ns, render_nginx_config(config)))
     wait_ready(runner_cluster, ns, "app=router", 1)
-    [router] = pod_runner.service_addresses(ns, "router")
+    router = pod_runner.service_address(ns, "router")
 
     # Then nginx answers through the Service, each request served by the variant it names
     served = set()
@@ -381,6 +390,29 @@ def test_a_router_pod_runs_nginx_routing_to_the_services_local_pods(
         assert body["name"] == headers[SERVED_BY]
         served.add(body["name"])
     assert served == {"champion", "challenger"}
+
+    # And the Service's address outlives the router pod: traffic keeps flowing, every request
+    # answered, while the pod is replaced (as the operator rolls it on every new split)
+    [old] = pods(runner_cluster, ns, "app=router")
+    log = tmp_path / "traffic.jsonl"
+    plan = TrafficPlan(url=f"http://{router}", rate=20, duration_seconds=600, users=50)
+    driver = TrafficDriver(plan, log).start()
+    runner_cluster.kubectl("rollout", "restart", "deployment/router", "-n", ns)
+    runner_cluster.kubectl("rollout", "status", "deployment/router", "-n", ns, "--timeout=120s")
+    wait_until(
+        lambda: (
+            [p["metadata"]["name"] for p in pods(runner_cluster, ns, "app=router")]
+            not in ([], [old["metadata"]["name"]])
+        ),
+        TIMEOUT,
+        what="the old router pod to be replaced",
+    )
+    wait_until(lambda: len(pods(runner_cluster, ns, "app=router")) == 1, TIMEOUT, what="one pod")
+    sent = driver.stats.sent
+    wait_until(lambda: driver.stats.completed >= sent + 20, TIMEOUT, what="traffic after it")
+    driver.stop()
+    records = read_log(log)
+    assert {r.status for r in records} == {200}, [r.error for r in records if r.error][:5]
 
     # And when the challenger's pods go away, nginx is re-pointed: pinned requests get 502
     runner_cluster.kubectl("delete", "deployment", "challenger", "-n", ns)
@@ -466,7 +498,7 @@ def test_the_operators_bento_and_router_pods_serve_soom_traffic_and_are_scraped(
     wait_ready(runner_cluster, ns, selector, 3)
 
     # Then Soom traffic through the router's Service is predicted by both variants
-    [router] = pod_runner.service_addresses(ns, router_name(name))
+    router = pod_runner.service_address(ns, router_name(name))
     log = tmp_path / "traffic.jsonl"
     plan = TrafficPlan(url=f"http://{router}", rate=50, max_requests=150, users=100)
     TrafficDriver(plan, log).run()
@@ -519,3 +551,46 @@ def test_a_retraining_job_builds_a_bento_into_the_store_and_reports_it(
     assert result.version and result.version != runner_soom_bento
     bento_name, bento_version = result.version.split(":", 1)
     assert (runner_bentoml_home / "bentos" / bento_name / bento_version).is_dir()
+
+
+def test_the_command_line_runner_publishes_endpoints_and_stops_its_pods_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    # Given a cluster of its own (a second runner node would share the session cluster's pods)
+    with LocalCluster(tmp_path / "cluster", node_count=0) as cluster:
+        workdir = tmp_path / "runner"
+        runner = ManagedProcess(
+            name="pod-runner",
+            argv=[
+                sys.executable, "-m", "harness.pod_runner",
+                "--kubeconfig", str(cluster.kubeconfig_path), "--workdir", str(workdir),
+            ],
+            log_path=tmp_path / "runner.log",
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)},
+            die_with_parent=True,
+        ).start()  # fmt: skip
+        try:
+            runner.wait_until_ready(lambda: "pod runner is up" in runner.log_tail(), TIMEOUT)
+            cluster.wait_for_service_account("default", "default")
+
+            # When a Deployment and its Service are created
+            cluster.apply(echo_deployment("default", "cli"))
+            cluster.apply(service("default", "cli", {"app": "cli"}, 3000))
+
+            # Then the runner publishes the Service's stable address and its pod's, which serve
+            wait_until(
+                lambda: bool(read_service_addresses(workdir, "default", "cli")),
+                TIMEOUT,
+                what="the Service's ready pod in endpoints.json",
+            )
+            [address] = read_service_addresses(workdir, "default", "cli", 3000)
+            stable = read_service_address(workdir, "default", "cli")
+            assert stable is not None and stable != address
+            for url in (f"http://{address}/whoami", f"http://{stable}/whoami"):
+                status, body, _ = get_json(url)
+                assert (status, body["name"]) == (200, "cli")
+        finally:
+            # And SIGTERM stops the runner and every process it started
+            runner.stop()
+        port = int(address.rsplit(":", 1)[1])
+        assert not port_is_open(port)
