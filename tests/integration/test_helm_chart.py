@@ -324,7 +324,30 @@ def test_alerts_fire_on_the_series_they_are_about(tmp_path: Path) -> None:
                          " with reason JobFailed and keeps serving its champion. `kubectl logs"
                          " job/upsell-retrain-abc-1` says why.")]},
                 ],
-            }
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": "rollforward_operator_reconciles_total{result='ok'}",
+                     "values": "0+1x60"},
+                    {"series": "rollforward_operator_reconciles_total{result='error'}",
+                     "values": "0+1x60"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "RollforwardReconcileFailing",
+                     "exp_alerts": []},
+                    {"eval_time": "30m", "alertname": "RollforwardReconcileFailing",
+                     "exp_alerts": [alert(
+                         {"severity": "warning"},
+                         "The operator's reconciles keep failing.",
+                         "50% of reconciles failed over 10 minutes; the operator's log says why"
+                         " (an invalid spec shows as Ready=False, InvalidSpec).")]},
+                    {"eval_time": "30m", "alertname": "RollforwardDriftDetected",
+                     "exp_alerts": []},
+                    {"eval_time": "30m", "alertname": "RollforwardMonitoringUnavailable",
+                     "exp_alerts": []},
+                ],
+            },
         ],
     }  # fmt: skip
     path = tmp_path / "alerts-test.yaml"
@@ -541,6 +564,10 @@ def test_git_equals_live_after_the_operator_reconciles(
         live = cluster.kubectl_json(
             "-n", cluster_namespace, "get", "modeldeployment", "upsell", "--show-managed-fields"
         )
+        children = cluster.kubectl_json(
+            "-n", cluster_namespace, "get", "deployments,services,configmaps",
+            "-l", "app.kubernetes.io/managed-by=rollforward", "--show-managed-fields",
+        )["items"]  # fmt: skip
 
     spec_owners = {
         entry["manager"]
@@ -548,6 +575,15 @@ def test_git_equals_live_after_the_operator_reconciles(
         if "f:spec" in entry.get("fieldsV1", {})
     }
     assert spec_owners == {GIT_MANAGER}
+    # Every child the operator made carries its one stable field manager, and nobody else's.
+    assert len(children) >= 3
+    for child in children:
+        writers = {
+            entry["manager"]
+            for entry in child["metadata"]["managedFields"]
+            if entry.get("subresource") != "status"
+        }
+        assert writers == {"rollforward"}, (child["kind"], child["metadata"]["name"], writers)
     assert live["metadata"]["annotations"]["rollforward.io/paused"] == "false"
     assert live["status"]["observedGeneration"] == live["metadata"]["generation"]
 
