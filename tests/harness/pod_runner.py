@@ -11,7 +11,10 @@ pod the scheduler binds to that node as local processes (see `harness.pod_launch
   re-resolved and reloaded when they change, as kube-proxy would re-route;
 - any other command (a retraining Job's pod) runs to completion; its exit code and termination
   message go back to the pod's status, so the Job controller and the operator see a real result;
-- a deleted pod's processes are stopped, then the pod is removed, as a kubelet finalizes it.
+- a deleted pod's processes are stopped, then the pod is removed, as a kubelet finalizes it;
+- every Service with a selector gets a stable local address (`service_address`), as a ClusterIP,
+  forwarding each connection to a ready pod (`harness.service_proxy`), so a client such as the
+  traffic driver keeps working while the operator replaces the pods behind it.
 
 Why a node rather than labels: the binding of a pod to a node (`spec.nodeName`) is the real
 contract between the scheduler and a kubelet. The runner needs no knowledge of who created a
@@ -24,10 +27,11 @@ limits, image pulls (the image is ignored; commands run in the project's venv).
 
     with PodRunner(KubeApi(kubeconfig, workdir), workdir, bentoml_home=store,
                    scrape_targets=prometheus) as runner:
-        runner.service_addresses("ns", "svc")   # ["127.0.0.1:41234", ...]
+        runner.service_address("ns", "upsell-router")   # "127.0.0.1:41234", stable
+        runner.service_addresses("ns", "svc")   # the ready pods' own addresses, now
 
 `python -m harness.pod_runner --kubeconfig K --workdir D` runs it until SIGTERM, writing the
-local addresses of pods and Services to D/endpoints.json (see `read_service_addresses`).
+local addresses of pods and Services to D/endpoints.json (see `read_service_address`).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from harness.pod_runner import read_service_address
 from rollforward.routers.nginx_config import DEFAULT_SERVED_BY_HEADER
 from rollforward.serving.contract import PREDICT_PATH
 from upsell.generator import SoomStream, generate
@@ -312,7 +313,7 @@ def _drive(args: argparse.Namespace) -> int:
     if args.switch_at is not None:
         switches += (ScenarioSwitch(args.switch_at, args.to_scenario),)
     plan = TrafficPlan(
-        url=args.url,
+        url=args.url or _service_url(args.service, args.runner_workdir),
         rate=args.rate,
         duration_seconds=args.duration,
         max_requests=args.max_requests,
@@ -327,6 +328,18 @@ def _drive(args: argparse.Namespace) -> int:
         f"variants {dict(stats.by_variant)}; scenarios {dict(stats.by_scenario)}"
     )
     return 0
+
+
+def _service_url(service: str, runner_workdir: Path | None) -> str:
+    if runner_workdir is None:
+        raise SystemExit("--service needs --runner-workdir")
+    namespace, name = service.split("/", 1)
+    deadline = time.monotonic() + 120
+    while (address := read_service_address(runner_workdir, namespace, name)) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the pod runner published no address for Service {service}")
+        time.sleep(0.5)
+    return f"http://{address}"
 
 
 def _sticky(args: argparse.Namespace) -> int:
@@ -348,7 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     drive = commands.add_parser("drive", help="send traffic through a router")
-    drive.add_argument("--url", required=True, help="the router, e.g. http://127.0.0.1:8080")
+    target = drive.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="the router, e.g. http://127.0.0.1:8080")
+    target.add_argument(
+        "--service",
+        metavar="NAMESPACE/NAME",
+        help="a Service's stable address, as published by `python -m harness.pod_runner`",
+    )
+    drive.add_argument("--runner-workdir", type=Path, help="the pod runner's --workdir")
     drive.add_argument("--log", type=Path, required=True, help="JSONL log to append to")
     drive.add_argument("--rate", type=float, default=20.0, help="requests per second")
     drive.add_argument("--duration", type=float, default=60.0, help="seconds, at most")

@@ -9,6 +9,9 @@ variant that served it, and the sticky analysis finds exactly the users a re-spl
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -28,7 +31,9 @@ from harness.traffic import (
 )
 from rollforward.routers.nginx_config import NginxRouterConfig, RoutedVariant, render_nginx_config
 
-ECHO_SERVER = Path(__file__).resolve().parents[1] / "harness" / "echo_server.py"
+TESTS = Path(__file__).resolve().parents[1]
+ECHO_SERVER = TESTS / "harness" / "echo_server.py"
+PYTHONPATH = [str(TESTS.parent / p) for p in ("operator", "bentos", "tests")]
 
 
 def router_config(port: int, backends: dict[str, int], challenger_weight: int) -> str:
@@ -179,3 +184,24 @@ def test_soom_traffic_reaches_the_bento_through_the_predict_contract(
     assert all(r.version for r in records)
     after = metric_value(soom_server.metrics(), "rollforward_predictions_total")
     assert after - before == len(records)
+
+
+def test_the_command_line_drives_and_checks_stickiness(
+    tmp_path: Path, router: tuple[NginxProcess, int]
+) -> None:
+    _, port = router
+    log = tmp_path / "traffic.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
+    url = f"http://127.0.0.1:{port}"
+    drive = [sys.executable, "-m", "harness.traffic", "drive", "--url", url, "--log", str(log),
+             "--rate", "50", "--max-requests", "40", "--users", "10"]  # fmt: skip
+    sticky = [sys.executable, "-m", "harness.traffic", "sticky", "--log", str(log)]
+
+    driven = subprocess.run(drive, env=env, capture_output=True, text=True, timeout=120)
+    checked = subprocess.run(sticky, env=env, capture_output=True, text=True, timeout=120)
+
+    assert driven.returncode == 0, driven.stderr
+    assert "completed 40" in driven.stdout
+    assert len(read_log(log)) == 40
+    assert checked.returncode == 0, checked.stdout
+    assert "0 violations" in checked.stdout
