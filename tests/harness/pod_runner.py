@@ -78,6 +78,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNNER_NODE = "local-runner"
 SCRAPE_JOB = "kubernetes-pods"
 ENDPOINTS_FILE = "endpoints.json"
+# What the runner did (starts, exits, stops, sync errors), one line each, in its workdir.
+EVENTS_FILE = "runner.log"
 _PYTHONPATH = os.pathsep.join(str(REPO_ROOT / p) for p in ("operator", "bentos"))
 # Kubelet-like crash-loop backoff, compressed: 1s, 2s, 4s ... capped.
 _BACKOFF_START, _BACKOFF_CAP = 1.0, 30.0
@@ -391,6 +393,7 @@ class PodRunner:
                     self.sync_once()
                 except Exception as error:  # the API may blip; the next pass is level-based
                     self.errors.append(f"{type(error).__name__}: {error}")
+                    self._note(f"sync failed: {self.errors[-1]}")
                     del self.errors[:-50]
                 self._stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - started)))
         finally:
@@ -521,6 +524,9 @@ class PodRunner:
             container.restart_at = time.monotonic() + self._backoff(container)
             return
         container.running_since = timestamp()
+        self._note(
+            f"started {local.namespace}/{local.name}/{container.name} (pid {container.pid()})"
+        )
         container.last_terminated = container.terminated or container.last_terminated
         container.terminated = None
         container.ready = launch.readiness is None
@@ -581,6 +587,7 @@ class PodRunner:
 
     def _note_exit(self, container: LocalContainer, restart_policy: str) -> None:
         code = self._exit_code(container)
+        self._note(f"{container.run_dir.parent.name}/{container.name} exited {code}")
         container.terminated = Terminated(
             exit_code=code,
             message=self._termination_message(container, code),
@@ -657,7 +664,12 @@ class PodRunner:
 
     # --- pods ------------------------------------------------------------------------------
 
+    def _note(self, message: str) -> None:
+        with (self.workdir / EVENTS_FILE).open("a") as events:
+            events.write(f"{timestamp()} {message}\n")
+
     def _stop_pod(self, local: LocalPod, grace: float) -> None:
+        self._note(f"stopping {local.namespace}/{local.name}")
         for container in local.containers:
             if container.process is not None:
                 container.process.stop(grace=grace)
