@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 import kopf
 
@@ -38,5 +39,14 @@ def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
         namespaces=namespaces,
         standalone=settings.peering_name is None,
         peering_name=settings.peering_name,
+        priority=_peering_priority(settings),
         liveness_endpoint=liveness,
     )
+
+
+def _peering_priority(settings: OperatorSettings) -> int | None:
+    if settings.peering_name is None:
+        return None
+    if settings.peering_priority is not None:
+        return settings.peering_priority
+    return secrets.randbelow(1_000_000) + 1

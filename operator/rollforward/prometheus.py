@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
 from rollforward.metrics import OperatorMetrics
 
@@ -81,6 +82,9 @@ class PrometheusSource:
     # Reconciles run in threads; one lock makes the first caller of a tick query and the
     # others wait for its answer instead of sending the same query again.
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _down: dict[str, float] = field(default_factory=dict)
+    quiet_seconds: float = 2.0
+    """After a failed query, how long the same Prometheus is not asked again."""
 
     def query(self, url: str, promql: str, at: datetime) -> QueryResult:
         key = (url, promql, at.timestamp())
@@ -88,7 +92,15 @@ class PrometheusSource:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
+            down_since = self._down.get(url)
+            if down_since is not None and time.monotonic() - down_since < self.quiet_seconds:
+                # One outage answers every query for a while, instead of each query timing out.
+                return QueryResult(error=f"Prometheus at {url} failed moments ago; not asked again")
             result = self._query_with_retries(url, promql, at)
+            if result.ok:
+                self._down.pop(url, None)
+            else:
+                self._down[url] = time.monotonic()
             if result.ok:
                 # Failures are not cached: the next ModelDeployment may try again this tick.
                 self._cache[key] = result
@@ -98,7 +110,11 @@ class PrometheusSource:
 
     def _client(self, url: str) -> PrometheusConnect:
         if url not in self._clients:
-            self._clients[url] = PrometheusConnect(url=url, disable_ssl=True)
+            # Retries are ours (few, short); the client's own urllib3 retries back off for
+            # seconds per query, which would stall every reconcile during an outage.
+            self._clients[url] = PrometheusConnect(
+                url=url, disable_ssl=True, retry=Retry(total=0, raise_on_status=False)
+            )
         return self._clients[url]
 
     def _query_with_retries(self, url: str, promql: str, at: datetime) -> QueryResult:
@@ -118,7 +134,7 @@ class PrometheusSource:
                 error = f"malformed answer from Prometheus: {problem}"[:300]
             self._observe("error", started)
             if attempt < self.retries:
-                self.sleep(0.2 * 2**attempt)
+                self.sleep(0.1 * 2**attempt)
         return QueryResult(error=f"Prometheus at {url}: {error}")
 
     def _observe(self, result: str, started: float) -> None:

@@ -16,7 +16,6 @@ from rollforward.api import (
     ModelDeploymentStatus,
     Phase,
     Reason,
-    VariantRole,
     VariantStatus,
 )
 from rollforward.builders import Manifest, variant_deployment, variant_service
@@ -27,7 +26,13 @@ from rollforward.observed import ChildKey, Observed, deployment_health
 from rollforward.routers import router_for
 from rollforward.settings import OperatorSettings
 from rollforward.status_summary import lifecycle_phase
-from rollforward.variants import ServedVariant, served_variants, spec_source, split_summary
+from rollforward.variants import (
+    ServedVariant,
+    champion_version,
+    served_variants,
+    spec_source,
+    split_summary,
+)
 
 MANAGED_KINDS = ("Deployment", "Service", "ConfigMap", "HTTPRoute")
 """Kinds of serving children; anything of these kinds we own but no longer want is deleted."""
@@ -183,7 +188,6 @@ def _serving_status(
         generation,
         now,
     )
-    champion = next(v for v in served if v.role == VariantRole.CHAMPION.value)
     others = [v for v in served if v.role in ("challenger", "candidate")]
     if ready:
         phase = lifecycle_phase(status)
@@ -195,7 +199,9 @@ def _serving_status(
         observed_generation=generation,
         phase=phase,
         conditions=conditions,
-        champion=champion.version,
+        # The committed champion: during a promotion its Deployment already runs the
+        # candidate, but the candidate is champion only once the promotion finishes.
+        champion=champion_version(deployment.spec, status),
         champion_source=spec_source(deployment.spec.champion()),
         challenger=others[-1].version if others else "",
         split=split_summary(served),

@@ -31,5 +31,8 @@ class OperatorSettings(BaseSettings):
     """Port of the operator's /metrics; 0 disables it."""
     peering_name: str | None = None
     """kopf peering object for leader election between replicas; None runs standalone."""
+    peering_priority: int | None = None
+    """This replica's peering priority; random when peering is on and it is not set, because
+    kopf pauses every replica that shares the highest priority."""
     workers: int = Field(default=8, ge=1, le=64)
     """Reconciles that may run at once (each in a thread: the Kubernetes client blocks)."""

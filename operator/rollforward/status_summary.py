@@ -20,8 +20,10 @@ def lifecycle_phase(status: ModelDeploymentStatus) -> Phase:
         or (retraining.phase is JobPhase.FAILED and retraining.next_attempt_at is not None)
     ):
         return Phase.RETRAINING
-    if status.drift_tracking.drifted:
-        return Phase.DRIFTED
+    # A rollback is the latest news until a new retraining or promotion clears it, even
+    # while the champion still drifts (the Drifted condition says so).
     if status.last_rollback:
         return Phase.ROLLED_BACK
+    if status.drift_tracking.drifted:
+        return Phase.DRIFTED
     return Phase.STABLE

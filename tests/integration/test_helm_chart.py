@@ -588,16 +588,6 @@ def test_git_equals_live_after_the_operator_reconciles(
     assert live["status"]["observedGeneration"] == live["metadata"]["generation"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "kopf pauses every peer that shares the highest priority, and `rollforward run` starts "
-        "every replica at priority 0: two replicas freeze each other. Needs an operator "
-        "setting that gives each replica its own priority (e.g. ROLLFORWARD_PEERING_PRIORITY, "
-        "random by default); strict, so this marker must go when that lands."
-    ),
-)
 def test_two_replicas_elect_one_leader_through_the_charts_peering(
     chart_prerequisites: LocalCluster,
     release: tuple[str, str],

@@ -1,0 +1,256 @@
+"""Retraining and roll-forward on the real control plane with a real Prometheus.
+
+kwok simulates the pods: a retraining Job's pod terminates with the termination message
+its template carries (the test stands in for the kubelet), and bento pods are Ready without
+running. Their metric series come from steerable exporters that a real Prometheus scrapes
+with the labels Kubernetes service discovery would give them. The end-to-end tests run all
+of it for real.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cluster import LocalCluster
+from harness.metrics_exporter import Regime, VariantExporter
+from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.processes import wait_until
+from harness.prometheus import LocalPrometheus
+from rollforward.serving.contract import (
+    EvaluationMetrics,
+    RetrainingMetrics,
+    RetrainingResult,
+)
+
+CHAMPION, CANDIDATE = "upsell:v1", "upsell:v2"
+TRAINING_SHARES = {"upgrade": 0.3, "stay": 0.7}
+DRIFTED_SHARES = {"upgrade": 0.1, "stay": 0.9}
+
+
+def retraining_result(holdout_auc: float = 0.85) -> str:
+    def evaluation(auc: float) -> EvaluationMetrics:
+        return EvaluationMetrics(auc=auc, accuracy=0.8, recall=0.6, samples=2000)
+
+    return RetrainingResult(
+        version=CANDIDATE,
+        accepted=True,
+        metrics=RetrainingMetrics(holdout=evaluation(holdout_auc), recent=evaluation(0.8)),
+        baseline_distribution=DRIFTED_SHARES,
+        trained_at=datetime.now(UTC),
+        training_rows=5000,
+    ).to_termination_message()
+
+
+def manifest(namespace: str, prometheus: str, message: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rollforward.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "upsell", "namespace": namespace},
+        "spec": {
+            "model": "upsell",
+            "variants": [
+                {"name": "champion", "role": "champion", "bento": CHAMPION, "weight": 100}
+            ],
+            "monitoring": {"prometheusUrl": prometheus},
+            "drift": {
+                "window": "10s",
+                "interval": "3s",
+                "minSamples": 50,
+                "consecutiveBreaches": 2,
+                "significance": 0.01,
+            },
+            "retraining": {
+                "trigger": "onDrift",
+                "cooldown": "1s",
+                "maxPerDay": 10,
+                "template": {
+                    "metadata": {
+                        "annotations": {"rollforward.io/test-termination-message": message}
+                    },
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "retrain",
+                                "image": "trainer",
+                                "command": ["python", "-m", "upsell.retrain"],
+                            }
+                        ]
+                    },
+                },
+            },
+            "rollout": {
+                "steps": [{"weight": 50, "pause": "8s"}],
+                "analysis": {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            },
+        },
+    }
+
+
+@dataclass
+class Loop:
+    cluster: LocalCluster
+    namespace: str
+    prometheus: LocalPrometheus
+    champion: VariantExporter
+    candidate: VariantExporter
+    operator: OperatorProcess
+
+    def status(self) -> dict[str, Any]:
+        body = self.cluster.kubectl_json("-n", self.namespace, "get", "md", "upsell")
+        status: dict[str, Any] = body.get("status") or {}
+        return status
+
+    def wait(
+        self, condition: Callable[[dict[str, Any]], bool], what: str, timeout: float = 180
+    ) -> dict[str, Any]:
+        wait_until(lambda: condition(self.status()), timeout=timeout, interval=1, what=what)
+        return self.status()
+
+    def names(self, kind: str) -> list[str]:
+        listed = self.cluster.kubectl_json("-n", self.namespace, "get", kind)
+        return sorted(item["metadata"]["name"] for item in listed["items"])
+
+    def event_reasons(self) -> set[str]:
+        events = self.cluster.kubectl_json("-n", self.namespace, "get", "events")["items"]
+        return {e["reason"] for e in events if e["involvedObject"]["name"] == "upsell"}
+
+
+@pytest.fixture(scope="module")
+def operator_kubeconfig(
+    local_cluster: LocalCluster, installed_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return grant_operator_rbac(local_cluster, tmp_path_factory.mktemp("operator"))
+
+
+def exporter(
+    prometheus: LocalPrometheus, namespace: str, variant: str, version: str
+) -> VariantExporter:
+    running = VariantExporter("upsell", version, variant).start()
+    labels = {
+        "namespace": namespace,
+        "rollforward_io_model_deployment": "upsell",
+        "rollforward_io_variant": variant,
+    }
+    prometheus.add_target(f"bento-{variant}", f"127.0.0.1:{running.port}", labels)
+    return running
+
+
+@pytest.fixture
+def loop(
+    local_cluster: LocalCluster,
+    cluster_namespace: str,
+    fresh_prometheus: LocalPrometheus,
+    operator_kubeconfig: Path,
+    tmp_path: Path,
+) -> Iterator[Loop]:
+    champion = exporter(fresh_prometheus, cluster_namespace, "champion", CHAMPION)
+    champion.set_baseline(TRAINING_SHARES)
+    champion.regime = Regime(label_shares=DRIFTED_SHARES)
+    candidate = exporter(fresh_prometheus, cluster_namespace, "candidate", CANDIDATE)
+    candidate.set_baseline(DRIFTED_SHARES)
+    candidate.regime = Regime(label_shares=DRIFTED_SHARES)
+    with OperatorProcess(operator_kubeconfig, tmp_path, namespaces=[cluster_namespace]) as operator:
+        yield Loop(
+            local_cluster, cluster_namespace, fresh_prometheus, champion, candidate, operator
+        )
+        log = operator.log_path.read_text()
+    champion.stop()
+    candidate.stop()
+    assert "is forbidden: User" not in log
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_drift_leads_to_one_job_a_canary_and_promotion(loop: Loop) -> None:
+    loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
+
+    canary = loop.wait(lambda s: s.get("phase") == "Canary", "the canary to start")
+    assert canary["rollout"]["candidateVersion"] == CANDIDATE
+    assert "upsell-candidate" in loop.names("deployments")
+    assert canary["split"] == "champion=50 candidate=50"
+
+    final = loop.wait(
+        lambda s: s.get("champion") == CANDIDATE and s.get("phase") == "Stable", "promotion"
+    )
+    assert loop.names("jobs") == [final["retraining"]["jobName"]]
+    outcomes = {(h["version"], h["outcome"]) for h in final["history"]}
+    assert {(CHAMPION, "Superseded"), (CANDIDATE, "Promoted")} <= outcomes
+    assert final["split"] == "champion=100"
+    assert {
+        "DriftDetected",
+        "RetrainingStarted",
+        "CandidateAccepted",
+        "Promoting",
+        "Promoted",
+    } <= loop.event_reasons()
+    wait_until(
+        lambda: "upsell-candidate" not in loop.names("deployments"),
+        timeout=60,
+        what="candidate removal",
+    )
+    champion = loop.cluster.kubectl_json(
+        "-n", loop.namespace, "get", "deployment", "upsell-champion"
+    )
+    assert champion["metadata"]["annotations"]["rollforward.io/version"] == CANDIDATE
+
+
+def test_candidate_that_fails_acceptance_is_never_deployed(loop: Loop) -> None:
+    loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result(0.55)))
+    final = loop.wait(
+        lambda s: (s.get("retraining") or {}).get("phase") == "Rejected",
+        "the candidate to be rejected",
+    )
+    assert "minAuc" in final["retraining"]["message"]
+    assert CANDIDATE in final["failedVersions"]
+    time.sleep(5)
+    assert "upsell-candidate" not in loop.names("deployments")
+    assert loop.status().get("champion") == CHAMPION
+    assert len(loop.names("jobs")) == 1
+
+
+def test_candidate_with_raised_error_rate_is_rolled_back(loop: Loop) -> None:
+    loop.candidate.regime = Regime(label_shares=DRIFTED_SHARES, error_ratio=0.3)
+    loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
+    final = loop.wait(lambda s: s.get("phase") == "RolledBack", "the rollback")
+    assert final["champion"] == CHAMPION
+    assert final["split"] == "champion=100"
+    assert CANDIDATE in final["failedVersions"]
+    assert "errorRate" in final["lastRollback"]
+    assert "RolledBack" in loop.event_reasons()
+    wait_until(
+        lambda: "upsell-candidate" not in loop.names("deployments"),
+        timeout=60,
+        what="candidate removal",
+    )
+    # The rolled-back version is never retried, however long the drift lasts.
+    time.sleep(8)
+    assert len(loop.names("jobs")) <= 2
+    assert "upsell-candidate" not in loop.names("deployments")
+
+
+def test_prometheus_down_during_analysis_holds_instead_of_rolling_back(loop: Loop) -> None:
+    loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
+    loop.wait(lambda s: s.get("phase") == "Canary", "the canary to start")
+    loop.prometheus.stop()
+    try:
+        held = loop.wait(
+            lambda s: (s.get("rollout") or {}).get("inconclusiveCount", 0) >= 2,
+            "inconclusive analyses while Prometheus is down",
+            timeout=90,
+        )
+        assert held["phase"] == "Canary"
+        assert held.get("failedVersions", []) == []
+        assert held["split"] == "champion=50 candidate=50"
+    finally:
+        loop.prometheus.start()
+    final = loop.wait(
+        lambda s: s.get("champion") == CANDIDATE and s.get("phase") == "Stable",
+        "promotion after Prometheus is back",
+    )
+    assert final.get("failedVersions", []) == []
