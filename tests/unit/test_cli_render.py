@@ -173,3 +173,14 @@ def test_a_status_with_unknown_newer_fields_still_renders() -> None:
     body = phase_body("Stable")
     body["status"]["somethingNew"] = {"x": 1}
     assert "Stable" in render_get(parse_model_deployment(body), NOW, PLAIN)
+
+
+def test_long_operator_messages_are_clipped_to_one_line_unless_wide() -> None:
+    body = phase_body("Degraded")
+    long_message = "query failed:\n" + "x" * 300
+    body["status"]["conditions"][0]["message"] = long_message
+    model = parse_model_deployment(body)
+    clipped = render_get(model, NOW, PLAIN)
+    assert "query failed: " + "x" * 85 + "…" in clipped
+    assert all(len(line) < 160 for line in clipped.splitlines())
+    assert "x" * 300 in render_get(model, NOW, Style(message_width=None))

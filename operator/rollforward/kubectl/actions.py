@@ -72,7 +72,8 @@ def _approve(md: ModelDeployment, request_id: str) -> ActionPlan:
         f"the operator will promote {candidate} to champion (the champion Deployment rolls to"
         f" it, then {md.status.champion or 'the old champion'} becomes history)",
     )
-    if md.status.phase.value != "AwaitingApproval":
+    waiting = rollout is not None and rollout.awaiting_approval
+    if not waiting and md.status.phase.value != "AwaitingApproval":
         return _refuse(
             plan,
             f"nothing awaits approval: the phase is {md.status.phase.value}, not AwaitingApproval",

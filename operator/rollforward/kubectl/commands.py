@@ -47,6 +47,10 @@ def _common(parser: argparse.ArgumentParser, output: bool = True) -> None:
     if output:
         parser.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
         parser.add_argument(
+            "--wide", action="store_true",
+            help="show operator messages whole (text is clipped at 100 characters otherwise)",
+        )  # fmt: skip
+        parser.add_argument(
             "--now", type=_utc_time, default=None, metavar="TIME",
             help="render ages as of this ISO time instead of the clock (reproducible output)",
         )  # fmt: skip
@@ -110,7 +114,8 @@ def _client(args: argparse.Namespace) -> tuple[ModelDeploymentClient, str]:
 
 
 def _style(args: argparse.Namespace, out: TextIO) -> Style:
-    return Style(color=color_wanted(args.color, out))
+    width = None if getattr(args, "wide", False) else Style.message_width
+    return Style(color=color_wanted(args.color, out), message_width=width)
 
 
 def _now(args: argparse.Namespace) -> datetime:

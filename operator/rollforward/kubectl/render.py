@@ -125,7 +125,7 @@ def _summary(md: ModelDeployment, style: Style) -> str:
     if status.observed_generation < generation:
         observed = style.busy(f"{observed} (the operator has not caught up yet)")
     paused = md.metadata.annotations.get("rollforward.io/paused") == "true"
-    rows = [
+    rows: list[tuple[str, str]] = [
         ("Name", style.bold(md.metadata.name)),
         ("Namespace", md.metadata.namespace),
         ("Model", md.spec.model),
@@ -136,6 +136,8 @@ def _summary(md: ModelDeployment, style: Style) -> str:
         ("Drift", status.drift_score or "-"),
         ("Observed", observed),
     ]
+    if status.last_rollback:
+        rows.append(("Rollback", style.bad(style.clip(status.last_rollback))))
     return "\n".join(f"{key + ':':<12}{value}" for key, value in rows)
 
 
@@ -162,7 +164,7 @@ def _conditions(md: ModelDeployment, now: datetime, style: Style) -> str:
         return ""
     conditions = md.status.conditions
     rows = [
-        [c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
+        [c.type, c.status, c.reason, age(c.last_transition_time, now), style.clip(c.message)]
         for c in conditions
     ]
 
@@ -193,6 +195,8 @@ def _comparison(report: DriftReport) -> str:
         if report.threshold is not None:
             sign = "<" if report.p_value < report.threshold else "≥"
             text += f" {sign} significance {number(report.threshold)}"
+    elif report.score is None:
+        text = f"{report.statistic}: no score ({report.outcome.value})"
     else:
         text = f"{report.statistic} = {number(report.score)}"
         if report.threshold is not None and report.score is not None:
@@ -267,10 +271,11 @@ def _drift(report: DriftReport | None, md: ModelDeployment, now: datetime, style
     tracking = md.status.drift_tracking
     lines = [head, f"  score     {_comparison(report)}", f"  samples   {_samples(report)}"]
     if report.reason:
-        lines.append(f"  reason    {report.reason}")
+        lines.append(f"  reason    {style.clip(report.reason)}")
     if tracking.drifted:
+        since = f" {age(tracking.drifted_since, now)} ago" if tracking.drifted_since else ""
         lines.append(
-            f"  {style.bad('Drifted')} after"
+            f"  {style.bad('Drifted')}{since}, after"
             f" {md.spec.drift.consecutive_breaches} breaching checks in a row (hysteresis)"
         )
     lines.extend(histogram(report, style))
@@ -293,6 +298,13 @@ def _rollout(
         f" started {age(rollout.step_started_at, now)} ago"
     )
     lines = [head]
+    if rollout.awaiting_approval:
+        lines.append(
+            f"  {style.busy('awaiting approval')}: the canary passed; promote with"
+            f" `kubectl rollforward approve {md.metadata.name}`"
+        )
+    if rollout.held_reason:
+        lines.append(f"  {style.busy('held')}: {style.clip(rollout.held_reason)}")
     if rollout.promoting:
         lines.append(
             f"  {style.busy('promoting')}: the champion Deployment is rolling to the candidate"
@@ -304,7 +316,9 @@ def _rollout(
             f" then {md.spec.rollout.on_inconclusive.value})"
         )
     if rollout.analysis:
-        rows = [[a.name, a.outcome, number(a.value), a.message] for a in rollout.analysis]
+        rows = [
+            [a.name, a.outcome, number(a.value), style.clip(a.message)] for a in rollout.analysis
+        ]
 
         def paint(_row: int, column: int, cell: str, padded: str) -> str:
             return style.outcome(cell, padded) if column == 1 else padded
@@ -330,7 +344,7 @@ def _retraining(job: RetrainingStatus | None, now: datetime, style: Style) -> st
     if job.next_attempt_at is not None:
         lines.append(f"  next attempt in {age(now, job.next_attempt_at)}")
     if job.message:
-        lines.append(f"  {job.message}")
+        lines.append(f"  {style.clip(job.message)}")
     return "\n".join(lines)
 
 
@@ -391,7 +405,7 @@ def render_history(md: ModelDeployment, style: Style) -> str:
             timestamp(e.started_at),
             took(e.started_at, e.finished_at),
             " ".join(f"{k}={number(v)}" for k, v in sorted(e.metrics.items())) or "-",
-            e.message,
+            style.clip(e.message),
         ]
         for e in entries
     ]
@@ -537,7 +551,24 @@ def next_step(md: ModelDeployment) -> str:
         return f"watch with `kubectl rollforward get {name} --watch`; abort with `rollback {name}`"
     if phase == "Drifted":
         return f"retrain now with `kubectl rollforward retrain {name}`"
+    if phase == "Retraining":
+        return f"follow the Job with `kubectl rollforward get {name} --watch`"
     return f"see the versions with `kubectl rollforward history {name}`"
+
+
+_BAD_WHEN_FALSE = {"Ready", "MonitoringAvailable"}
+_RETRAINING_SETBACKS = {"JobFailed", "CandidateRejected", "RetrainLimited"}
+
+
+def _explains_phase(type_: str, status: str, reason: str) -> bool:
+    """Whether a condition is news worth a "because": something is wrong or under way."""
+    if status == "Unknown" or not reason:
+        return False
+    if type_ in _BAD_WHEN_FALSE:
+        return status == "False"
+    if type_ == "Retraining" and reason in _RETRAINING_SETBACKS:
+        return True
+    return status == "True"
 
 
 def render_explain(
@@ -552,25 +583,15 @@ def render_explain(
     meaning = _PHASE_MEANING.get(phase, phase)
     lines = [f"{style.bold(md.metadata.name)} is {style.phase(phase)}: {meaning}."]
     for condition in md.status.conditions:
-        if (
-            condition.status != "Unknown"
-            and condition.reason
-            and (
-                (condition.type in {"Ready", "MonitoringAvailable"} and condition.status == "False")
-                or (
-                    condition.type not in {"Ready", "MonitoringAvailable"}
-                    and condition.status == "True"
-                )
-            )
-        ):
+        if _explains_phase(condition.type, condition.status, condition.reason):
             lines.append(
                 f"  because {condition.type}={style.condition(condition.type, condition.status)}"
-                f" {condition.reason}: {condition.message}".rstrip(": ")
+                f" {condition.reason}: {style.clip(condition.message)}".rstrip(": ")
             )
     lines.append(f"  next: {next_step(md)}")
     found = decisions(md, events)[:limit]
     lines += ["", style.bold(f"Last {len(found)} decisions, newest first")]
-    rows = [[age(d.at, now), d.source, d.reason, d.message] for d in found]
+    rows = [[age(d.at, now), d.source, d.reason, style.clip(d.message)] for d in found]
     lines.extend(table(["AGE", "FROM", "REASON", "MESSAGE"], rows))
     if events_note:
         lines += ["", style.busy(events_note)]

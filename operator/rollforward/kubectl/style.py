@@ -1,4 +1,5 @@
-"""Colour for a terminal, and nothing at all when piped or when NO_COLOR is set."""
+"""How text is presented: colour for a terminal (nothing when piped or when NO_COLOR is
+set), and how long a free-text message may get before it is clipped."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ class Style:
     """Paints text when `color` is on; otherwise returns it unchanged."""
 
     color: bool = False
+    message_width: int | None = 100
+    """Operator messages longer than this are clipped with an ellipsis; None shows them whole."""
+
+    def clip(self, message: str) -> str:
+        """One line of at most message_width characters (messages can quote whole errors)."""
+        text = " ".join(message.split())
+        width = self.message_width
+        return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
     def _paint(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color and text else text
@@ -91,6 +100,6 @@ class Style:
             return self.good(shown)
         if outcome in {"Drift", "Failed", "RolledBack", "Rejected"}:
             return self.bad(shown)
-        if outcome in {"Inconclusive", "Running"}:
+        if outcome in {"Inconclusive", "Running", "Canary"}:
             return self.busy(shown)
         return shown
