@@ -3,13 +3,20 @@
 Endpoints (all JSON):
 - POST /predict: one record -> one prediction; an array or {"records": [...]} -> a list.
 - POST /feedback: {"predictionId": ..., "label": ...}, an array of those, or {"feedback": [...]}.
-Non-JSON or empty bodies get 400; JSON of the wrong shape gets 422; never a 5xx.
+Non-JSON or empty bodies get 400; JSON of the wrong shape gets 422; never a 5xx, except:
+
+Fault injection (tests and the demo only): a model saved with the metadata key
+`fault_5xx_ratio` (a share in (0, 1]) makes /predict answer 503 for that share of requests,
+spread evenly (deterministic, not random). `upsell.retrain` never sets it; the end-to-end tests
+build such a bento on purpose (`harness.faulty_retrain`) to see a bad candidate rolled back.
+A model without the key (every real one) is never affected.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,6 +35,31 @@ from upsell.schema import LABELS, MODEL_NAME, NEGATIVE_LABEL, POSITIVE_LABEL, RE
 
 BUNDLED_MODEL_FILE = Path(__file__).with_name("bundled_model.json")
 MAX_FEEDBACK_ITEMS = 1000
+FAULT_RATIO_METADATA = "fault_5xx_ratio"
+
+
+class InjectedFaults:
+    """Which requests fail on purpose: the n-th fails when n * ratio crosses an integer, so
+    exactly `ratio` of any long run fails. A ratio of 0 (the default) never fails."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = min(max(ratio, 0.0), 1.0)
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def next_fails(self) -> bool:
+        if self.ratio <= 0:
+            return False
+        with self._lock:
+            before = int(self.requests * self.ratio)
+            self.requests += 1
+            return int(self.requests * self.ratio) > before
+
+
+def fault_ratio(metadata: Any) -> float:
+    """The injected 5xx share a model's metadata asks for; 0 when absent or not a number."""
+    value = metadata.get(FAULT_RATIO_METADATA, 0.0)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def bundled_model_tag() -> str:
@@ -49,6 +81,7 @@ class SoomUpsell:
         self.pipeline = bentoml.sklearn.load_model(stored)
         self.threshold = float(metadata.get("threshold", 0.5))
         self.positive_index = list(self.pipeline.classes_).index(1)
+        self.faults = InjectedFaults(fault_ratio(metadata))
         self.instrumentation = Instrumentation.from_environment(
             LABELS,
             POSITIVE_LABEL,
@@ -60,6 +93,8 @@ class SoomUpsell:
 
     @bentoml.api(route=PREDICT_PATH)  # type: ignore[untyped-decorator]
     def predict(self, payload: Any, /) -> Any:
+        if self.faults.next_fails():
+            return JSONResponse({"error": "injected fault (fault_5xx_ratio)"}, status_code=503)
         request = prediction_request(payload)
         if isinstance(request, PayloadError):
             return JSONResponse({"error": request.message}, status_code=422)
