@@ -237,6 +237,9 @@ def test_no_permission_names_the_verb_and_resource(
     )
     code, out, _ = cli(capsys, reader, "get", "upsell", *ns, "--now", NOW)
     assert code == 0 and "Stable" in out
+    # Without -n, the namespace is the context's (this kubeconfig's context names one).
+    code, out, _ = cli(capsys, reader, "get", "upsell", "--now", NOW)
+    assert code == 0 and f"Namespace:  {cluster_namespace}\n" in out
     code, out, err = cli(capsys, reader, "pause", "upsell", *ns)
     assert code == 1
     assert err.startswith(
