@@ -290,6 +290,37 @@ def test_the_console_script_fails_without_a_traceback(local_cluster: LocalCluste
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+def test_kubectl_finds_the_plugin_on_path(
+    local_cluster: LocalCluster, admin: Path, cluster_namespace: str
+) -> None:
+    """`kubectl rollforward ...` runs kubectl-rollforward from PATH, with kubectl's arguments."""
+    put_in_phase(local_cluster, cluster_namespace, "Stable")
+    kubectl = local_cluster.binaries.path("kubectl")
+    result = subprocess.run(
+        [str(kubectl), "rollforward", "list", "-n", cluster_namespace, "--now", NOW],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "KUBECONFIG": str(admin),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        },
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].split()[:3] == ["upsell", "Stable", "upsell:v1"]
+    usage = subprocess.run(
+        [str(kubectl), "rollforward", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        timeout=60,
+        check=False,
+    )
+    assert usage.stdout.startswith("usage: kubectl rollforward")
+
+
 # --- get --watch under a terminal -------------------------------------------------------------
 
 

@@ -109,3 +109,26 @@ def test_a_status_this_cli_cannot_read_is_a_version_mismatch() -> None:
 
 def test_phases_fixture_is_yaml_the_cluster_accepts() -> None:
     assert yaml.safe_dump(phase_body("Canary"))  # plain data, no Python objects
+
+
+def test_run_turns_any_failure_into_one_line_and_an_exit_code() -> None:
+    import argparse
+
+    from rollforward.kubectl.commands import run
+
+    def failing(error: BaseException) -> argparse.Namespace:
+        def handler(_args: argparse.Namespace, _out: Any) -> int:
+            raise error
+
+        return argparse.Namespace(run_command=handler)
+
+    cases = [
+        (CliError("nope", 2), 2, "error: nope\n"),
+        (RuntimeError("boom"), 1, "error: unexpected RuntimeError: boom (please report it)\n"),
+        (BrokenPipeError(), 0, ""),
+        (KeyboardInterrupt(), 130, ""),
+    ]
+    for error, code, message in cases:
+        out, err = io.StringIO(), io.StringIO()
+        assert run(failing(error), out, err) == code
+        assert err.getvalue() == message

@@ -256,3 +256,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # piped into `head`: the reader has all it wanted
+        return 0
+    except Exception as error:  # a bug of ours; still one line, never a traceback
+        stderr.write(f"error: unexpected {type(error).__name__}: {error} (please report it)\n")
+        return 1
