@@ -1,0 +1,180 @@
+"""The demo's report: a short markdown story plus three PNG plots (matplotlib, Agg backend).
+
+- `drift.png`: the drift score of every check, against its threshold (log scale), and the
+  p-value against the significance level, with the drift onset and milestones marked;
+- `split.png`: the share of requests each variant served, per 5-second bucket of the traffic
+  log (what users actually saw, not what the status claims);
+- `versions.png`: which bento version served, per 5-second bucket, as a timeline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from harness.demo_timeline import KeyFigures, Snapshot, timeline_line
+from harness.traffic import TrafficRecord
+
+BUCKET_SECONDS = 5.0
+
+# No display here: render to files only.
+matplotlib.use("Agg")
+
+
+@dataclass(frozen=True)
+class StoryReport:
+    """Everything one story produced, as the report needs it."""
+
+    title: str
+    outcome: str
+    figures: KeyFigures
+    snapshots: Sequence[Snapshot]
+    records: Sequence[TrafficRecord]
+    # Seconds from the story's start to the traffic driver's start (traffic log times are
+    # relative to the driver).
+    traffic_offset: float
+    total_seconds: float
+    notes: Sequence[str] = ()
+
+
+def bucketed_shares(
+    records: Sequence[TrafficRecord], key: str, offset: float, bucket: float = BUCKET_SECONDS
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Per bucket of `bucket` seconds (story time): the share of answered requests per value of
+    `key` ("variant" or "version"). Pure."""
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for record in records:
+        value = getattr(record, key)
+        if value:
+            counts[int((record.elapsed + offset) // bucket)][str(value)] += 1
+    if not counts:
+        return [], {}
+    indexes = list(range(min(counts), max(counts) + 1))
+    values = sorted({v for c in counts.values() for v in c})
+    shares: dict[str, list[float]] = {v: [] for v in values}
+    for index in indexes:
+        total = sum(counts[index].values())
+        for value in values:
+            shares[value].append(counts[index][value] / total if total else 0.0)
+    return [i * bucket for i in indexes], shares
+
+
+def _milestones(ax: Axes, figures: KeyFigures) -> None:
+    marks = [
+        ("drift onset", figures.drift_onset, "tab:red"),
+        ("detected", figures.detected, "tab:orange"),
+        ("job", figures.job_started, "tab:purple"),
+        ("canary", figures.canary_started, "tab:blue"),
+        ("promoted", figures.promoted, "tab:green"),
+        ("rolled back", figures.rolled_back, "black"),
+    ]
+    for label, at, color in marks:
+        if at is not None:
+            ax.axvline(at, color=color, linestyle="--", linewidth=1, label=label)
+
+
+def plot_drift(report: StoryReport, path: Path) -> None:
+    checks = {s.drift_checked_at: s for s in report.snapshots if s.drift_score is not None}
+    points = sorted(checks.values(), key=lambda s: s.at)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    times = [s.at for s in points]
+    top.plot(times, [s.drift_score for s in points], marker=".", label="drift score")
+    top.plot(times, [s.drift_threshold for s in points], color="grey", label="threshold")
+    top.set_yscale("symlog")
+    top.set_ylabel(points[0].drift_statistic if points else "score")
+    top.set_title(f"{report.title}: predicted-label drift of the serving champion")
+    _milestones(top, report.figures)
+    top.legend(fontsize=7, loc="upper left")
+    bottom.plot(times, [max(s.p_value or 0.0, 1e-300) for s in points], marker=".", label="p")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("p-value")
+    bottom.set_xlabel("seconds since start")
+    _milestones(bottom, report.figures)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _stacked(report: StoryReport, key: str, path: Path, title: str) -> None:
+    times, shares = bucketed_shares(report.records, key, report.traffic_offset)
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    if times:
+        ax.stackplot(times, *shares.values(), labels=list(shares), step="post", alpha=0.8)
+    _milestones(ax, report.figures)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"share per {BUCKET_SECONDS:.0f}s")
+    ax.set_xlabel("seconds since start")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def markdown(report: StoryReport, plots: Sequence[str]) -> str:
+    f = report.figures
+    answered = [r for r in report.records if r.status]
+    errors = sum(1 for r in answered if r.status >= 500)
+    lines = [
+        f"# {report.title}",
+        "",
+        f"Outcome: **{report.outcome}**. Champion {f.champion_before} -> {f.champion_after}"
+        + (f" (candidate {f.candidate})" if f.candidate else "")
+        + f". Total {report.total_seconds:.0f} s.",
+        "",
+        "| milestone | seconds after drift onset |",
+        "|---|---|",
+        f"| drift detected (Drifted=True) | {_seconds(f.since_onset(f.detected))} |",
+        f"| retraining Job created | {_seconds(f.since_onset(f.job_started))} |",
+        f"| canary started | {_seconds(f.since_onset(f.canary_started))} |",
+        f"| promoted | {_seconds(f.since_onset(f.promoted))} |",
+        f"| rolled back | {_seconds(f.since_onset(f.rolled_back))} |",
+        "| drift back below threshold (new baseline) | "
+        f"{_seconds(f.since_onset(f.drift_cleared))} |",
+        "",
+        f"Traffic: {len(report.records)} requests, {len(answered)} answered, {errors} 5xx, "
+        f"{len({r.user_id for r in report.records})} users.",
+        "",
+        *[f"- {note}" for note in report.notes],
+        "",
+        *[f"![{name}]({name})" for name in plots],
+        "",
+        "## Timeline",
+        "",
+        "```",
+        *_changed_lines(report.snapshots),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _changed_lines(snapshots: Sequence[Snapshot]) -> list[str]:
+    lines, last = [], None
+    for snapshot in snapshots:
+        if snapshot.change_key() != last:
+            lines.append(timeline_line(snapshot))
+            last = snapshot.change_key()
+    return lines
+
+
+def write_report(report: StoryReport, directory: Path, stem: str = "") -> Path:
+    """Write `<stem>report.md` and its plots into `directory`; return the markdown's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    plots = [f"{stem}drift.png", f"{stem}split.png", f"{stem}versions.png"]
+    plot_drift(report, directory / plots[0])
+    _stacked(report, "variant", directory / plots[1], "traffic split (served, by variant)")
+    _stacked(report, "version", directory / plots[2], "serving version timeline (by answer)")
+    path = directory / f"{stem}report.md"
+    path.write_text(markdown(report, plots))
+    return path

@@ -1,0 +1,208 @@
+"""What the demo shows while the loop runs, and the key figures it reports afterwards.
+
+Pure functions over a ModelDeployment's status (as the API server returns it, camelCase):
+`snapshot_of` reduces one status to what a human follows (phase, split, drift score against
+its threshold, the Job, the canary step and its analysis); `timeline_line` renders one
+snapshot as a line; `key_figures` reads the milestones off a list of snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+Analysis = tuple[tuple[str, str, float | None], ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One observation of a ModelDeployment, `at` seconds after the story started."""
+
+    at: float
+    scenario: str
+    phase: str
+    split: str
+    champion: str
+    ready: bool
+    drifted: bool
+    drift_outcome: str
+    drift_statistic: str
+    drift_score: float | None
+    drift_threshold: float | None
+    p_value: float | None
+    drift_version: str
+    drift_samples: int
+    breach_streak: int
+    drift_checked_at: str
+    job: str
+    job_phase: str
+    candidate: str
+    step: int | None
+    steps: int
+    analysis: Analysis
+    rollback: str
+
+    def change_key(self) -> tuple[Any, ...]:
+        """Everything but the time: a new line is printed when this changes."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "at")
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def snapshot_of(
+    status: Mapping[str, Any], at: float, scenario: str = "", steps: int = 0
+) -> Snapshot:
+    """What matters of one status, at `at` seconds. Pure."""
+    drift = status.get("drift") or {}
+    tracking = status.get("driftTracking") or {}
+    retraining = status.get("retraining") or {}
+    rollout = status.get("rollout") or None
+    analysis: Analysis = ()
+    if rollout is not None:
+        analysis = tuple(
+            (str(a.get("name", "")), str(a.get("outcome", "")), _float(a.get("value")))
+            for a in rollout.get("analysis") or []
+        )
+    return Snapshot(
+        at=round(at, 1),
+        scenario=scenario,
+        phase=str(status.get("phase", "")),
+        split=str(status.get("split", "")),
+        champion=str(status.get("champion", "")),
+        ready=_condition(status, "Ready"),
+        drifted=_condition(status, "Drifted"),
+        drift_outcome=str(drift.get("outcome", "")),
+        drift_statistic=str(drift.get("statistic", "")),
+        drift_score=_float(drift.get("score")),
+        drift_threshold=_float(drift.get("threshold")),
+        p_value=_float(drift.get("pValue")),
+        drift_version=str(drift.get("version", "")),
+        drift_samples=int(drift.get("currentSamples", 0) or 0),
+        breach_streak=int(tracking.get("breachStreak", 0) or 0),
+        drift_checked_at=str(drift.get("checkedAt", "")),
+        job=str(retraining.get("jobName", "")),
+        job_phase=str(retraining.get("phase", "")),
+        candidate=str(
+            (rollout or {}).get("candidateVersion") or retraining.get("candidateVersion") or ""
+        ),
+        step=int(rollout["step"]) if rollout is not None and "step" in rollout else None,
+        steps=steps,
+        analysis=analysis,
+        rollback=str(status.get("lastRollback", "")),
+    )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2g}" if abs(value) < 0.01 else f"{value:.2f}"
+
+
+def drift_text(s: Snapshot) -> str:
+    if not s.drift_outcome:
+        return "drift: not checked yet"
+    comparison = ">" if s.drift_outcome == "Drift" else "<="
+    score = (
+        f"{s.drift_statistic} {_number(s.drift_score)} {comparison} {_number(s.drift_threshold)}"
+        if s.drift_score is not None
+        else s.drift_statistic
+    )
+    flag = " DRIFTED" if s.drifted else ""
+    return (
+        f"drift {s.drift_outcome} ({score}, p={_number(s.p_value)}, n={s.drift_samples}, "
+        f"streak {s.breach_streak}){flag}"
+    )
+
+
+def timeline_line(s: Snapshot) -> str:
+    """One readable line: time, scenario, phase, split, drift, Job, canary. Pure."""
+    parts = [f"{s.at:7.1f}s", f"[{s.scenario or '-':<13}]", f"{s.phase:<10}", f"{s.split:<27}"]
+    parts.append(drift_text(s))
+    if s.job:
+        parts.append(f"| job {s.job} {s.job_phase}" + (f" -> {s.candidate}" if s.candidate else ""))
+    if s.step is not None:
+        parts.append(f"| canary step {s.step + 1}/{s.steps or '?'}")
+        if s.analysis:
+            parts.append(
+                "analysis "
+                + ", ".join(f"{name}={outcome}({_number(v)})" for name, outcome, v in s.analysis)
+            )
+    if s.phase == "RolledBack" and s.rollback:
+        parts.append(f"| rolled back: {s.rollback}")
+    return "  ".join(parts)
+
+
+@dataclass(frozen=True)
+class KeyFigures:
+    """Seconds after the story's start at which each milestone was first seen (None: never)."""
+
+    drift_onset: float | None
+    detected: float | None
+    job_started: float | None
+    canary_started: float | None
+    promoted: float | None
+    rolled_back: float | None
+    drift_cleared: float | None
+    champion_before: str
+    champion_after: str
+    candidate: str
+
+    def since_onset(self, milestone: float | None) -> float | None:
+        if milestone is None or self.drift_onset is None:
+            return None
+        return round(milestone - self.drift_onset, 1)
+
+
+def _first(snapshots: Sequence[Snapshot], after: float | None, test: Any) -> Snapshot | None:
+    if after is None:
+        return None
+    return next((s for s in snapshots if s.at >= after and test(s)), None)
+
+
+def same_version(s: Snapshot, bento_tag: str) -> bool:
+    """Whether the drift report was computed for `bento_tag` (it may name the version only)."""
+    return bool(s.drift_version) and s.drift_version in (bento_tag, bento_tag.partition(":")[2])
+
+
+def key_figures(snapshots: Sequence[Snapshot], drift_onset: float | None) -> KeyFigures:
+    """The milestones of one story, read off its snapshots. Pure."""
+    before = snapshots[0].champion if snapshots else ""
+    detected = _first(snapshots, drift_onset, lambda s: s.drifted)
+    job = _first(snapshots, drift_onset, lambda s: bool(s.job))
+    canary = _first(snapshots, drift_onset, lambda s: s.phase == "Canary")
+    candidate = next((s.candidate for s in reversed(snapshots) if s.candidate), "")
+    promoted = _first(
+        snapshots, drift_onset, lambda s: s.champion != before and s.phase == "Stable"
+    )
+    rolled_back = _first(snapshots, drift_onset, lambda s: s.phase == "RolledBack")
+    after = promoted.champion if promoted else before
+    cleared = _first(
+        snapshots,
+        promoted.at if promoted else None,
+        lambda s: not s.drifted and s.drift_outcome == "NoDrift" and same_version(s, after),
+    )
+
+    def at(snapshot: Snapshot | None) -> float | None:
+        return snapshot.at if snapshot else None
+
+    return KeyFigures(
+        drift_onset=drift_onset,
+        detected=at(detected),
+        job_started=at(job),
+        canary_started=at(canary),
+        promoted=at(promoted),
+        rolled_back=at(rolled_back),
+        drift_cleared=at(cleared),
+        champion_before=before,
+        champion_after=snapshots[-1].champion if snapshots else "",
+        candidate=candidate,
+    )
