@@ -588,6 +588,8 @@ def render_explain(
                 f"  because {condition.type}={style.condition(condition.type, condition.status)}"
                 f" {condition.reason}: {style.clip(condition.message)}".rstrip(": ")
             )
+    if md.status.last_rollback:
+        lines.append(f"  last rollback: {style.clip(md.status.last_rollback)}")
     lines.append(f"  next: {next_step(md)}")
     found = decisions(md, events)[:limit]
     lines += ["", style.bold(f"Last {len(found)} decisions, newest first")]
