@@ -45,7 +45,10 @@ CRDS_DIR = REPO_ROOT / "crds"
 GROUP_PATH = "/apis/rollforward.io/v1alpha1"
 # Seconds-scale stand-ins for the example's minutes, chosen so that 20 req/s fill each window.
 COMPRESSED_DRIFT = {"window": "10s", "interval": "3s", "minSamples": 50, "consecutiveBreaches": 2}
-COMPRESSED_STEPS = [{"weight": 10, "pause": "15s"}, {"weight": 50, "pause": "10s"}]
+# The first pause must outlast the candidate's start (`bentoml serve` takes ~15 s here under
+# load): the operator's step clock starts when the candidate is created, and a candidate not
+# available when the step is judged fails it.
+COMPRESSED_STEPS = [{"weight": 10, "pause": "30s"}, {"weight": 50, "pause": "15s"}]
 COMPRESSED_MIN_REQUESTS = 20
 FAULTY_RETRAIN = ["python", "-m", "harness.faulty_retrain", "--scenario", "concept-drift"]
 
@@ -330,6 +333,8 @@ def run_story(
             duration_seconds=3600,
             users=plan.users,
             seed=plan.seed,
+            # Open-loop sending: enough in flight to keep the rate while a Job loads the CPU.
+            concurrency=16,
         ),
         log,
     )

@@ -175,13 +175,14 @@ def same_version(s: Snapshot, bento_tag: str) -> bool:
 
 def key_figures(snapshots: Sequence[Snapshot], drift_onset: float | None) -> KeyFigures:
     """The milestones of one story, read off its snapshots. Pure."""
-    before = snapshots[0].champion if snapshots else ""
+    before = next((s.champion for s in snapshots if s.champion), "")
     detected = _first(snapshots, drift_onset, lambda s: s.drifted)
     job = _first(snapshots, drift_onset, lambda s: bool(s.job))
-    canary = _first(snapshots, drift_onset, lambda s: s.phase == "Canary")
+    # The phase may say Degraded while the candidate starts: the rollout itself marks the canary.
+    canary = _first(snapshots, drift_onset, lambda s: s.step is not None)
     candidate = next((s.candidate for s in reversed(snapshots) if s.candidate), "")
     promoted = _first(
-        snapshots, drift_onset, lambda s: s.champion != before and s.phase == "Stable"
+        snapshots, drift_onset, lambda s: s.champion not in ("", before) and s.phase == "Stable"
     )
     rolled_back = _first(snapshots, drift_onset, lambda s: s.phase == "RolledBack")
     after = promoted.champion if promoted else before

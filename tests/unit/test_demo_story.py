@@ -1,0 +1,124 @@
+"""The demo's pure parts: the compressed README example, the timeline, the key figures and the
+traffic buckets of its report."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from harness.api_cases import example_manifest
+from harness.demo import COMPRESSED_STEPS, FAULTY_RETRAIN, demo_manifest
+from harness.demo_report import bucketed_shares
+from harness.demo_timeline import key_figures, snapshot_of, timeline_line
+from harness.traffic import TrafficRecord
+from rollforward.api.resource import ModelDeployment
+
+CHAMPION = "soom-upsell:abc"
+
+
+def compressed(bad_candidate: bool = False) -> tuple[dict[str, Any], list[str]]:
+    return demo_manifest(
+        example_manifest(),
+        namespace="demo",
+        champion_tag=CHAMPION,
+        prometheus_url="http://127.0.0.1:9090",
+        bad_candidate=bad_candidate,
+    )
+
+
+def test_the_compressed_example_is_still_a_valid_model_deployment() -> None:
+    manifest, notes = compressed()
+    deployment = ModelDeployment.model_validate(manifest)
+    assert deployment.metadata.namespace == "demo"
+    [champion] = deployment.spec.variants
+    assert (champion.bento, champion.weight, champion.replicas) == (CHAMPION, 100, 1)
+    assert deployment.spec.monitoring.prometheus_url == "http://127.0.0.1:9090"
+    assert len(deployment.spec.rollout.steps) == len(COMPRESSED_STEPS)
+    # The example's own retraining command is kept: it is what the demo shows working.
+    container = manifest["spec"]["retraining"]["template"]["spec"]["containers"][0]
+    assert container["command"][:3] == ["python", "-m", "upsell.retrain"]
+    assert any("challenger" in note and "dropped" in note for note in notes)
+
+
+def test_the_example_itself_is_not_changed() -> None:
+    example = example_manifest()
+    compressed()
+    assert example == example_manifest()
+    assert len(example["spec"]["variants"]) == 2
+
+
+def test_a_bad_candidate_story_retrains_with_the_faulty_entrypoint() -> None:
+    manifest, notes = compressed(bad_candidate=True)
+    ModelDeployment.model_validate(manifest)
+    container = manifest["spec"]["retraining"]["template"]["spec"]["containers"][0]
+    assert container["command"] == FAULTY_RETRAIN
+    [pythonpath] = [e["value"] for e in container["env"] if e["name"] == "PYTHONPATH"]
+    assert pythonpath.endswith("/tests")
+    assert any("503" in note for note in notes)
+
+
+def status(phase: str, champion: str = CHAMPION, **extra: Any) -> dict[str, Any]:
+    return {"phase": phase, "champion": champion, "split": "champion=100", **extra}
+
+
+def drifted(flag: bool) -> dict[str, Any]:
+    return {"conditions": [{"type": "Drifted", "status": "True" if flag else "False"}]}
+
+
+def test_key_figures_read_the_milestones_in_order() -> None:
+    drift = {"outcome": "NoDrift", "version": "new", "score": 0.1, "threshold": 6.6}
+    statuses = [
+        (0.0, {}),  # before the operator wrote any status
+        (1.0, status("Stable")),
+        (10.0, status("Stable", **drifted(True))),
+        (12.0, status("Retraining", retraining={"jobName": "j", "phase": "Running"})),
+        (30.0, status("Degraded", rollout={"candidateVersion": "soom-upsell:new", "step": 0})),
+        (50.0, status("Stable", champion="soom-upsell:new", **drifted(True))),
+        (60.0, status("Stable", champion="soom-upsell:new", drift=drift, **drifted(False))),
+    ]
+    snapshots = [snapshot_of(s, at) for at, s in statuses]
+    figures = key_figures(snapshots, drift_onset=5.0)
+    assert (figures.detected, figures.job_started, figures.canary_started) == (10.0, 12.0, 30.0)
+    assert (figures.promoted, figures.drift_cleared, figures.rolled_back) == (50.0, 60.0, None)
+    assert figures.since_onset(figures.promoted) == 45.0
+    assert (figures.champion_before, figures.candidate) == (CHAMPION, "soom-upsell:new")
+
+
+def test_nothing_before_the_onset_counts_as_detection() -> None:
+    snapshots = [snapshot_of(status("Stable", **drifted(True)), 1.0)]
+    assert key_figures(snapshots, drift_onset=2.0).detected is None
+    assert key_figures(snapshots, drift_onset=None).detected is None
+
+
+def test_a_timeline_line_shows_drift_against_threshold_job_and_analysis() -> None:
+    snapshot = snapshot_of(
+        status(
+            "Canary",
+            drift={"outcome": "Drift", "statistic": "chiSquare", "score": 38.4,
+                   "threshold": 6.63, "pValue": 1e-9, "currentSamples": 180},
+            retraining={"jobName": "upsell-retrain-1", "phase": "Succeeded"},
+            rollout={"candidateVersion": "soom-upsell:new", "step": 1,
+                     "analysis": [{"name": "errorRate", "outcome": "Successful", "value": 0.0}]},
+            **drifted(True),
+        ),
+        42.0,
+        "concept-drift",
+        steps=2,
+    )  # fmt: skip
+    line = timeline_line(snapshot)
+    for part in ("42.0s", "Canary", "chiSquare 38.40 > 6.63", "DRIFTED", "upsell-retrain-1",
+                 "canary step 2/2", "errorRate=Successful"):  # fmt: skip
+        assert part in line
+    assert replace(snapshot, at=50.0).change_key() == snapshot.change_key()
+
+
+def record(elapsed: float, variant: str) -> TrafficRecord:
+    return TrafficRecord(0, "", elapsed, "baseline", "u", 200, variant, "stay", "v")
+
+
+def test_traffic_is_bucketed_into_shares_per_variant() -> None:
+    records = [record(0.5, "champion"), record(1.0, "champion"), record(6.0, "champion"),
+               record(7.0, "candidate"), record(16.0, "")]  # fmt: skip
+    times, shares = bucketed_shares(records, "variant", offset=0.0)
+    assert times == [0.0, 5.0]
+    assert shares == {"candidate": [0.0, 0.5], "champion": [1.0, 0.5]}
