@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import copy
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -43,12 +44,20 @@ from rollforward.naming import router_name
 
 CRDS_DIR = REPO_ROOT / "crds"
 GROUP_PATH = "/apis/rollforward.io/v1alpha1"
-# Seconds-scale stand-ins for the example's minutes, chosen so that 20 req/s fill each window.
-COMPRESSED_DRIFT = {"window": "10s", "interval": "3s", "minSamples": 50, "consecutiveBreaches": 2}
-# The first pause must outlast the candidate's start (`bentoml serve` takes ~15 s here under
-# load): the operator's step clock starts when the candidate is created, and a candidate not
-# available when the step is judged fails it.
-COMPRESSED_STEPS = [{"weight": 10, "pause": "30s"}, {"weight": 50, "pause": "15s"}]
+# Seconds-scale stand-ins for the example's minutes. After the pivot the model predicts
+# `upgrade` for under 3% of users, and a chi-square test needs an expected count of 5 in that
+# cell: about 200 predictions per window. Hence 25 req/s, a 20 s drift window (checked every
+# 10 s, the spec's advice of interval >= window / 2) and canary steps of 25% for 40 s, then
+# 50% for 20 s. The first pause must also outlast the candidate's start (`bentoml serve`
+# takes ~15 s here under load): the step clock starts when the candidate is created, and a
+# candidate not available when the step is judged fails it.
+COMPRESSED_DRIFT = {
+    "window": "20s",
+    "interval": "10s",
+    "minSamples": 100,
+    "consecutiveBreaches": 2,
+}
+COMPRESSED_STEPS = [{"weight": 25, "pause": "40s"}, {"weight": 50, "pause": "20s"}]
 COMPRESSED_MIN_REQUESTS = 20
 FAULTY_RETRAIN = ["python", "-m", "harness.faulty_retrain", "--scenario", "concept-drift"]
 
@@ -59,7 +68,7 @@ class StoryPlan:
 
     namespace: str
     champion_tag: str
-    rate: float = 20.0
+    rate: float = 25.0
     users: int = 400
     baseline_seconds: float = 30.0
     # From the drift onset: give up after this long without a promotion or rollback.
@@ -83,14 +92,23 @@ class StoryResult:
     notes: list[str] = field(default_factory=list)
 
     def canary_window(self) -> Callable[[TrafficRecord], bool]:
-        """Keeps the records sent between the canary's start and its promotion or rollback."""
+        """Keeps the records sent while the canary certainly ran: from the first snapshot that
+        showed it to the last one that still showed it (before promotion or rollback)."""
         start = self.figures.canary_started
-        end = self.figures.promoted or self.figures.rolled_back
+        canary = [
+            s.at
+            for s in self.snapshots
+            if start is not None
+            and s.at >= start
+            and s.step is not None
+            and s.phase not in ("Promoting", "RolledBack")
+        ]
+        end = max(canary, default=None)
         offset = self.traffic_offset
 
         def inside(record: TrafficRecord) -> bool:
             at = record.elapsed + offset
-            return start is not None and at >= start and (end is None or at < end)
+            return start is not None and end is not None and start <= at <= end
 
         return inside
 
@@ -157,7 +175,10 @@ def demo_manifest(
     notes.append(f"rollout.steps {rollout['steps']} -> {COMPRESSED_STEPS}")
     rollout["steps"] = copy.deepcopy(COMPRESSED_STEPS)
     rollout["analysis"]["minRequests"] = COMPRESSED_MIN_REQUESTS
-    notes.append(f"rollout.analysis.minRequests {COMPRESSED_MIN_REQUESTS}")
+    notes.append(
+        f"rollout.analysis.minRequests {COMPRESSED_MIN_REQUESTS}; canary weights raised so "
+        "that each step sees enough predictions of the rare label for a valid test"
+    )
     return manifest, notes
 
 
@@ -424,11 +445,15 @@ def _workdir(chosen: Path | None) -> Iterator[Path]:
         yield Path(temporary)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "_out" / "demo")
     parser.add_argument("--report", type=Path, default=REPO_ROOT / "demo-report")
-    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=25.0)
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
     parser.add_argument(
         "--bad-candidate",
@@ -436,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="retrain into a candidate that answers 503 to half its requests (rolled back)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM tears down like Ctrl-C: every process the demo started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     began = time.monotonic()
     out = sys.stdout
 
