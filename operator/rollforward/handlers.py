@@ -1,8 +1,14 @@
 """kopf handlers. Each is a few lines that hand off to the one level-based reconcile.
 
-Create, update, resume, a periodic timer and events of our own children all run the same
-reconcile, serialised per ModelDeployment by a lock, on a fresh read of the resource (a
-kopf body can be older than our own last status write, and progress must never go back).
+Every watch event of a ModelDeployment (the initial listing included, which covers resume),
+events of our own children, and a periodic resync all run the same reconcile, serialised
+per ModelDeployment by a lock, on a fresh read of the resource (a kopf body can be older
+than our own last status write, and progress must never go back).
+
+Only event handlers are used, on purpose: kopf's change handlers write their bookkeeping
+into the user's object, and its timers put a finalizer on it, which would block deleting a
+ModelDeployment (or its namespace) whenever the operator is not running. Children are
+cleaned up by owner references, so the operator needs no finalizer.
 """
 
 from __future__ import annotations
@@ -42,15 +48,37 @@ class OperatorContext:
     metrics: OperatorMetrics
     prometheus: MetricsSource
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    known: set[tuple[str, str]] = field(default_factory=set)
+    """ModelDeployments seen by the watch; the resync visits them (a cache, not state)."""
+    resync_task: asyncio.Task[None] | None = None
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.known.discard((namespace, name))
+        self.locks.pop((namespace, name), None)
+
+    async def resync_forever(self) -> None:
+        """Reconcile every known ModelDeployment once per resync period, a few at a time."""
+        limit = asyncio.Semaphore(self.settings.workers)
+
+        async def one(namespace: str, name: str) -> None:
+            async with limit:
+                try:
+                    await self.reconcile(namespace, name)
+                except Exception:  # one resource's failure must not stop the others' resync
+                    log.exception("resync of %s/%s failed", namespace, name)
+
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            await asyncio.gather(*(one(ns, name) for ns, name in sorted(self.known)))
 
     async def reconcile(self, namespace: str, name: str) -> ReconcileResult | None:
         async with self.lock(namespace, name):
             body = await asyncio.to_thread(self.kube.get_model_deployment, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
-                self.locks.pop((namespace, name), None)
+                self.forget(namespace, name)
                 return None
             with self.metrics.reconcile_seconds.time():
                 try:
@@ -81,32 +109,36 @@ class OperatorContext:
 
 def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     """Register every handler on `registry` (no import-time global registration)."""
-    settings = context.settings
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # kopf's own bookkeeping goes to our annotations, never into the user's status.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Handler logs as Events would write on every resync; we post our own Events.
         settings.posting.enabled = False
         settings.execution.max_workers = context.settings.workers
         settings.watching.server_timeout = 300
+        context.resync_task = asyncio.create_task(context.resync_forever())
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_resync(**_: Any) -> None:
+        if context.resync_task is not None:
+            context.resync_task.cancel()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
         return info
 
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    async def on_change(namespace: str | None, name: str, **_: Any) -> None:
-        await context.reconcile(namespace or "default", name)
-
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.resync_seconds, registry=registry)
-    async def on_timer(namespace: str | None, name: str, **_: Any) -> None:
-        await context.reconcile(namespace or "default", name)
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def on_model_deployment(
+        type: str | None, namespace: str | None, name: str | None, **_: Any
+    ) -> None:
+        if namespace is None or name is None:
+            return
+        if type == "DELETED":
+            context.forget(namespace, name)
+            return
+        context.known.add((namespace, name))
+        await context.reconcile(namespace, name)
 
     for group, version, plural in _CHILD_RESOURCES:
 

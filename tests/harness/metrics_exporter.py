@@ -71,6 +71,11 @@ class VariantExporter:
         for label, ratio in ratios.items():
             self._baseline.labels(self.model, self.version, label).set(ratio)
 
+    def serve_version(self, version: str, baseline: dict[str, float]) -> None:
+        """From now on, export as `version` (as a new pod of that version would)."""
+        self.version = version
+        self.set_baseline(baseline)
+
     def start(self) -> VariantExporter:
         start_http_server(self.port, addr="127.0.0.1", registry=self._registry)
         self._thread.start()
