@@ -10,6 +10,7 @@ written to the test log (`-rA` or the junit report shows them).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Iterator
@@ -20,11 +21,11 @@ from typing import Any
 import pytest
 
 from harness.cluster import LocalCluster
+from harness.loop_manifests import CHAMPION, DRIFTED_SHARES, TRAINING_SHARES, manifest
 from harness.metrics_exporter import Regime, VariantExporter
 from harness.operator import OperatorProcess, grant_operator_rbac
 from harness.processes import wait_until
 from harness.prometheus import LocalPrometheus
-from test_rollforward_loop import CHAMPION, DRIFTED_SHARES, TRAINING_SHARES, manifest
 from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics, RetrainingResult
 
 RUNS = 20
@@ -95,9 +96,14 @@ def chaos(
 
 
 def status(cluster: LocalCluster, namespace: str) -> dict[str, Any]:
-    found = cluster.kubectl_json("-n", namespace, "get", "md", "upsell")
+    found: dict[str, Any] = cluster.kubectl_json("-n", namespace, "get", "md", "upsell")
     body: dict[str, Any] = found.get("status") or {}
     return body
+
+
+def promoted_to(cluster: LocalCluster, namespace: str, version: str) -> bool:
+    now = status(cluster, namespace)
+    return now.get("champion") == version and now.get("phase") == "Stable"
 
 
 def names(cluster: LocalCluster, namespace: str, kinds: str, selector: str = SELECTOR) -> list[str]:
@@ -126,10 +132,7 @@ def test_operator_killed_at_random_points_always_ends_promoted(
         operator.kill()
         with OperatorProcess(kubeconfig, workdir / "b", namespaces=[namespace]) as restarted:
             wait_until(
-                lambda: (
-                    status(local_cluster, namespace).get("champion") == version
-                    and status(local_cluster, namespace).get("phase") == "Stable"
-                ),
+                functools.partial(promoted_to, local_cluster, namespace, version),
                 timeout=180,
                 interval=0.5,
                 what=f"run {run} (killed after {kill_after:.1f}s in {phase_at_kill}) to promote",
@@ -171,9 +174,8 @@ def test_operator_killed_at_random_points_always_ends_promoted(
 
     print("\nrun  killed-after  phase-at-kill  promoted-after")
     for o in outcomes:
-        print(
-            f"{o.run:>3}  {o.killed_after:>10.1f}s  {o.phase_at_kill:<13}  {o.seconds_to_promoted:>12.1f}s"
-        )
+        promoted = f"{o.seconds_to_promoted:>12.1f}s"
+        print(f"{o.run:>3}  {o.killed_after:>10.1f}s  {o.phase_at_kill:<13}  {promoted}")
     phases = {o.phase_at_kill for o in outcomes}
     assert len(outcomes) == RUNS
     assert len(phases) >= 3, f"kills should land in several phases of the flow, got {phases}"

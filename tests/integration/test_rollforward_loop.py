@@ -12,85 +12,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.cluster import LocalCluster
+from harness.loop_manifests import (
+    CANDIDATE,
+    CHAMPION,
+    DRIFTED_SHARES,
+    TRAINING_SHARES,
+    manifest,
+    retraining_result,
+)
 from harness.metrics_exporter import Regime, VariantExporter
 from harness.operator import OperatorProcess, grant_operator_rbac
 from harness.processes import wait_until
 from harness.prometheus import LocalPrometheus
-from rollforward.serving.contract import (
-    EvaluationMetrics,
-    RetrainingMetrics,
-    RetrainingResult,
-)
-
-CHAMPION, CANDIDATE = "upsell:v1", "upsell:v2"
-TRAINING_SHARES = {"upgrade": 0.3, "stay": 0.7}
-DRIFTED_SHARES = {"upgrade": 0.1, "stay": 0.9}
-
-
-def retraining_result(holdout_auc: float = 0.85) -> str:
-    def evaluation(auc: float) -> EvaluationMetrics:
-        return EvaluationMetrics(auc=auc, accuracy=0.8, recall=0.6, samples=2000)
-
-    return RetrainingResult(
-        version=CANDIDATE,
-        accepted=True,
-        metrics=RetrainingMetrics(holdout=evaluation(holdout_auc), recent=evaluation(0.8)),
-        baseline_distribution=DRIFTED_SHARES,
-        trained_at=datetime.now(UTC),
-        training_rows=5000,
-    ).to_termination_message()
-
-
-def manifest(namespace: str, prometheus: str, message: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "rollforward.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "upsell", "namespace": namespace},
-        "spec": {
-            "model": "upsell",
-            "variants": [
-                {"name": "champion", "role": "champion", "bento": CHAMPION, "weight": 100}
-            ],
-            "monitoring": {"prometheusUrl": prometheus},
-            "drift": {
-                "window": "10s",
-                "interval": "3s",
-                "minSamples": 50,
-                "consecutiveBreaches": 2,
-                "significance": 0.01,
-            },
-            "retraining": {
-                "trigger": "onDrift",
-                "cooldown": "1s",
-                "maxPerDay": 10,
-                "template": {
-                    "metadata": {
-                        "annotations": {"rollforward.io/test-termination-message": message}
-                    },
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "retrain",
-                                "image": "trainer",
-                                "command": ["python", "-m", "upsell.retrain"],
-                            }
-                        ]
-                    },
-                },
-            },
-            "rollout": {
-                "steps": [{"weight": 50, "pause": "8s"}],
-                "analysis": {"minRequests": 20, "maxErrorRateIncrease": 0.05},
-            },
-        },
-    }
 
 
 @dataclass
