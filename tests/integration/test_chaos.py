@@ -23,7 +23,7 @@ import pytest
 from harness.cluster import LocalCluster
 from harness.loop_manifests import CHAMPION, DRIFTED_SHARES, TRAINING_SHARES, manifest
 from harness.metrics_exporter import Regime, VariantExporter
-from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.operator import OperatorProcess
 from harness.processes import wait_until
 from harness.prometheus import LocalPrometheus
 from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics, RetrainingResult
@@ -69,13 +69,13 @@ def chaos_manifest(namespace: str, prometheus: str, version: str, run: int) -> d
 
 @pytest.fixture(scope="module")
 def chaos(
-    local_cluster: LocalCluster, installed_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+    local_cluster: LocalCluster, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, LocalPrometheus, VariantExporter, VariantExporter, Path]]:
     namespace = "chaos"
     local_cluster.kubectl("create", "namespace", namespace)
     local_cluster.wait_for_service_account(namespace, "default")
     workdir = tmp_path_factory.mktemp("chaos")
-    kubeconfig = grant_operator_rbac(local_cluster, workdir)
+    kubeconfig = operator_kubeconfig
     with LocalPrometheus(workdir / "prometheus") as prometheus:
         exporters = []
         for variant, version in (("champion", CHAMPION), ("candidate", "upsell:v2")):

@@ -11,16 +11,14 @@ rollback removes it and remembers it as failed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.api_cases import example_manifest
 from harness.cluster import LocalCluster
-from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.operator import OperatorProcess
 from harness.processes import free_port, wait_until
 from rollforward.api import annotations as steering
 from rollforward.api import parse_model_deployment
@@ -28,21 +26,6 @@ from rollforward.cli import main
 
 RECONCILES = "rollforward_operator_reconciles_total"
 JOBS = "rollforward.io/model-deployment=upsell,app.kubernetes.io/component=retraining"
-
-
-@pytest.fixture(scope="module")
-def operator_kubeconfig(
-    local_cluster: LocalCluster, installed_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    return grant_operator_rbac(local_cluster, tmp_path_factory.mktemp("cli-operator"))
-
-
-@pytest.fixture
-def operator(
-    operator_kubeconfig: Path, cluster_namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with OperatorProcess(operator_kubeconfig, tmp_path, namespaces=[cluster_namespace]) as running:
-        yield running
 
 
 @pytest.fixture

@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from harness.api_cases import example_manifest
 from harness.cluster import LocalCluster
-from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.operator import OperatorProcess
 from harness.processes import wait_until
 
 SELECTOR = "app.kubernetes.io/managed-by=rollforward,rollforward.io/model-deployment=upsell"
-
-
-@pytest.fixture(scope="module")
-def operator_kubeconfig(
-    local_cluster: LocalCluster, installed_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    return grant_operator_rbac(local_cluster, tmp_path_factory.mktemp("operator"))
-
-
-@pytest.fixture
-def operator(
-    operator_kubeconfig: Path, cluster_namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with OperatorProcess(operator_kubeconfig, tmp_path, namespaces=[cluster_namespace]) as running:
-        yield running
-    log = running.log_path.read_text()
-    assert "is forbidden: User" not in log, "the operator hit RBAC denials"
 
 
 def model_deployment(namespace: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from harness.loop_manifests import (
     retraining_result,
 )
 from harness.metrics_exporter import Regime, VariantExporter
-from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.operator import OperatorProcess
 from harness.processes import wait_until
 from harness.prometheus import LocalPrometheus
 
@@ -59,13 +59,6 @@ class Loop:
     def event_reasons(self) -> set[str]:
         events = self.cluster.kubectl_json("-n", self.namespace, "get", "events")["items"]
         return {e["reason"] for e in events if e["involvedObject"]["name"] == "upsell"}
-
-
-@pytest.fixture(scope="module")
-def operator_kubeconfig(
-    local_cluster: LocalCluster, installed_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    return grant_operator_rbac(local_cluster, tmp_path_factory.mktemp("operator"))
 
 
 def exporter(
