@@ -278,39 +278,18 @@ def _follow_retraining(
     if reasons:
         message = "; ".join(reasons)[:900]
         work.update(
-            retraining=current.model_copy(
-                update={
-                    "phase": JobPhase.REJECTED,
-                    "finished_at": now,
-                    "candidate_version": result.version,
-                    "message": message,
-                }
-            ),
+            retraining=_ended(current, JobPhase.REJECTED, now, message, result.version),
             failed_versions=_add_failed(work.status, result.version),
             history=with_history(
                 work.status,
-                HistoryEntry(
-                    version=result.version or f"job {current.job_name}",
-                    trigger=current.trigger,
-                    trigger_id=current.trigger_id,
-                    outcome="Rejected",
-                    metrics=metrics,
-                    message=message,
-                    started_at=current.started_at,
-                    finished_at=now,
-                ),
+                _entry(current, result.version, "Rejected", message, metrics, finished_at=now),
             ),
         )
         work.event("Warning", Reason.CANDIDATE_REJECTED.value, f"{result.version}: {message}")
         return
     work.update(
-        retraining=current.model_copy(
-            update={
-                "phase": JobPhase.SUCCEEDED,
-                "finished_at": now,
-                "candidate_version": result.version,
-                "message": "candidate passed the acceptance gate",
-            }
+        retraining=_ended(
+            current, JobPhase.SUCCEEDED, now, "candidate passed the acceptance gate", result.version
         ),
         rollout=RolloutStatus(
             candidate_version=result.version,
@@ -321,15 +300,7 @@ def _follow_retraining(
         ),
         history=with_history(
             work.status,
-            HistoryEntry(
-                version=result.version,
-                trigger=current.trigger,
-                trigger_id=current.trigger_id,
-                outcome="Canary",
-                metrics=metrics,
-                message="accepted; canary started",
-                started_at=current.started_at,
-            ),
+            _entry(current, result.version, "Canary", "accepted; canary started", metrics),
         ),
     )
     reported = ", ".join(f"{k}={v}" for k, v in metrics.items())
@@ -370,31 +341,54 @@ def _attempt_failed(
 
 def _final_failure(current: RetrainingStatus, problem: str, now: datetime, work: _Step) -> None:
     work.update(
-        retraining=current.model_copy(
-            update={
-                "phase": JobPhase.FAILED,
-                "finished_at": now,
-                "next_attempt_at": None,
-                "message": problem,
-            }
+        retraining=_ended(current, JobPhase.FAILED, now, problem).model_copy(
+            update={"next_attempt_at": None}
         ),
         history=with_history(
             work.status,
-            HistoryEntry(
-                version=f"job {current.job_name}",
-                trigger=current.trigger,
-                trigger_id=current.trigger_id,
-                outcome="Failed",
-                message=problem[:900],
-                started_at=current.started_at,
-                finished_at=now,
-            ),
+            _entry(current, f"job {current.job_name}", "Failed", problem[:900], finished_at=now),
         ),
     )
     work.event(
         "Warning",
         Reason.JOB_FAILED.value,
         f"retraining gave up after attempt {current.attempt}: {problem}",
+    )
+
+
+def _ended(
+    current: RetrainingStatus,
+    phase: JobPhase,
+    now: datetime,
+    message: str,
+    candidate: str | None = None,
+) -> RetrainingStatus:
+    update: dict[str, object] = {"phase": phase, "finished_at": now, "message": message}
+    if candidate is not None:
+        update["candidate_version"] = candidate
+    return current.model_copy(update=update)
+
+
+def _entry(
+    current: RetrainingStatus,
+    version: str,
+    outcome: str,
+    message: str,
+    metrics: dict[str, float] | None = None,
+    finished_at: datetime | None = None,
+) -> HistoryEntry:
+    """The history entry of this trigger's candidate (or failed Job)."""
+    return HistoryEntry.model_validate(
+        {
+            "version": version or f"job {current.job_name}",
+            "trigger": current.trigger,
+            "trigger_id": current.trigger_id,
+            "outcome": outcome,
+            "metrics": metrics or {},
+            "message": message,
+            "started_at": current.started_at,
+            "finished_at": finished_at,
+        }
     )
 
 
