@@ -128,8 +128,12 @@ class PrometheusSource:
                 result = QueryResult(samples=_parse(raw))
                 self._observe("ok", started)
                 return result
+            except requests.Timeout:
+                error = f"no answer within {self.timeout_seconds:g}s"
+            except requests.ConnectionError:
+                error = "cannot connect"
             except (requests.RequestException, PrometheusApiClientException) as problem:
-                error = f"{type(problem).__name__}: {problem}"[:300]
+                error = f"{type(problem).__name__}: {problem}"[:200]
             except (KeyError, TypeError, ValueError) as problem:
                 error = f"malformed answer from Prometheus: {problem}"[:300]
             self._observe("error", started)

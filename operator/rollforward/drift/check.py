@@ -63,11 +63,21 @@ class DriftInputs:
 
 
 @dataclass(frozen=True)
+class Missing:
+    """Why a check has nothing to test, in the MonitoringAvailable condition's terms."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
 class DriftCheck:
     """What one check decided."""
 
     report: DriftReport
     tracking: DriftTracking
+    monitoring: Reason
+    """METRICS_OK when the check could decide; otherwise why it could not."""
 
 
 def check_tick(deployment: ModelDeployment, now: datetime) -> datetime:
@@ -148,44 +158,45 @@ def criteria(deployment: ModelDeployment) -> DriftCriteria:
 
 def _baseline(
     deployment: ModelDeployment, inputs: DriftInputs, version: str
-) -> tuple[Baseline | dict[str, Baseline] | None, str]:
-    """The baseline for this resource, or None with the reason it is missing."""
+) -> Baseline | dict[str, Baseline] | Missing:
+    """The baseline for this resource, or why it is missing."""
     kind = deployment.spec.drift.baseline.kind
     if kind is BaselineKind.REFERENCE:
         stored = deployment.status.reference_counts
         if not stored:
-            return None, "the reference window after promotion has not been measured yet"
-        return {s: BaselineCounts(counts=c) for s, c in stored.items()}, ""
+            return Missing(Reason.NO_DATA, "the reference window has not been measured yet")
+        return {s: BaselineCounts(counts=c) for s, c in stored.items()}
     if inputs.baseline is None or not inputs.baseline.ok:
         error = inputs.baseline.error if inputs.baseline is not None else "no baseline query"
-        return None, f"baseline query failed: {error}"
+        return Missing(Reason.PROMETHEUS_UNREACHABLE, f"baseline query failed: {error}")
     if kind is BaselineKind.TRAINING:
         ratios = {
             s.labels.get("label", ""): s.value
             for s in _mine(inputs.baseline.samples, deployment, version=version)
         }
         if not ratios:
-            return None, f"version {version} exports no {BASELINE_RATIO}"
-        return BaselineProportions(proportions=ratios), ""
+            return Missing(Reason.NO_DATA, f"version {version} exports no {BASELINE_RATIO}")
+        return BaselineProportions(proportions=ratios)
     samples = _mine(inputs.baseline.samples, deployment, variant=_champion_name(deployment))
     if not samples:
-        return None, "no predictions in the seasonal window"
-    return {s: BaselineCounts(counts=c) for s, c in _counts_by_segment(samples).items()}, ""
+        return Missing(Reason.NO_DATA, "no predictions in the seasonal window")
+    return {s: BaselineCounts(counts=c) for s, c in _counts_by_segment(samples).items()}
 
 
-def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsReport | str:
-    """The statistics report for this resource, or the reason the check is inconclusive."""
+def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsReport | Missing:
+    """The statistics report for this resource, or why there is nothing to test."""
     if not inputs.current.ok:
-        return f"query failed: {inputs.current.error}"
+        return Missing(Reason.PROMETHEUS_UNREACHABLE, f"query failed: {inputs.current.error}")
     version = champion_version(deployment.spec, deployment.status)
     current = _mine(
         inputs.current.samples, deployment, version=version, variant=_champion_name(deployment)
     )
     if not current:
-        return f"no predictions of {deployment.spec.model} {version} in the window"
-    baseline, missing = _baseline(deployment, inputs, version)
-    if baseline is None:
-        return missing
+        model = deployment.spec.model
+        return Missing(Reason.NO_DATA, f"no predictions of {model} {version} in the window")
+    baseline = _baseline(deployment, inputs, version)
+    if isinstance(baseline, Missing):
+        return baseline
     return evaluate_segments(_counts_by_segment(current), baseline, criteria(deployment))
 
 
@@ -247,10 +258,14 @@ def _status_report(
 
 def run_check(deployment: ModelDeployment, inputs: DriftInputs) -> DriftCheck:
     evaluated = evaluate(deployment, inputs)
-    if isinstance(evaluated, str):
-        report = _inconclusive_report(deployment, evaluated, inputs.tick)
+    if isinstance(evaluated, Missing):
+        report = _inconclusive_report(deployment, evaluated.message, inputs.tick)
+        monitoring = evaluated.reason
     else:
         report = _status_report(deployment, evaluated, inputs.tick)
+        # The statistics say Inconclusive only for too few predictions (or labels) to test.
+        inconclusive = report.outcome is DriftVerdict.INCONCLUSIVE
+        monitoring = Reason.TOO_FEW_SAMPLES if inconclusive else Reason.METRICS_OK
     policy = HysteresisPolicy(
         breaches_to_drift=deployment.spec.drift.consecutive_breaches,
         clean_checks_to_recover=deployment.spec.drift.consecutive_breaches,
@@ -263,16 +278,7 @@ def run_check(deployment: ModelDeployment, inputs: DriftInputs) -> DriftCheck:
     elif not tracking.drifted:
         since = None
     tracking = tracking.model_copy(update={"last_check_at": inputs.tick, "drifted_since": since})
-    return DriftCheck(report=report, tracking=tracking)
-
-
-def _monitoring_reason(report: DriftReport) -> Reason:
-    text = report.reason.lower()
-    if "query failed" in text or "prometheus" in text:
-        return Reason.PROMETHEUS_UNREACHABLE
-    if "fewer" in text or "too few" in text or "minimum" in text or "samples" in text:
-        return Reason.TOO_FEW_SAMPLES
-    return Reason.NO_DATA
+    return DriftCheck(report=report, tracking=tracking, monitoring=monitoring)
 
 
 def score_summary(report: DriftReport) -> str:
@@ -325,8 +331,8 @@ def apply_check(
             if tracking.drifted
             else Event("Normal", "DriftRecovered", f"no longer drifted: {report.reason}")
         )
-    available = report.outcome is not DriftVerdict.INCONCLUSIVE
-    monitoring_reason = Reason.METRICS_OK if available else _monitoring_reason(report)
+    monitoring_reason = check.monitoring
+    available = monitoring_reason is Reason.METRICS_OK
     previous_monitoring = find_condition(conditions, ConditionType.MONITORING_AVAILABLE)
     conditions = set_condition(
         conditions,
