@@ -26,13 +26,19 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from harness.pki import ClusterPki, KeyPair, issue_certificate
-from harness.processes import ManagedProcess, free_port, stop_recorded, wait_until, write_records
+from harness.processes import (
+    ManagedProcess,
+    StartStop,
+    free_port,
+    stop_recorded,
+    wait_until,
+    write_records,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"
@@ -117,7 +123,7 @@ class ApiResponse:
     body: Any
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """A running control plane with >=3 Ready kwok nodes and an admin kubeconfig."""
 
     def __init__(
@@ -138,22 +144,6 @@ class LocalCluster:
         self._pki: ClusterPki | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> LocalCluster:
         if self.base_dir.exists() and any(self.base_dir.iterdir()):

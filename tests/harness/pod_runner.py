@@ -50,7 +50,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
 from harness.bento import server_home
@@ -70,7 +69,7 @@ from harness.pod_launch import (
     scrape_target_labels,
 )
 from harness.pod_status import ContainerState, Terminated, pod_status, timestamp
-from harness.processes import ManagedProcess, free_port, wait_until
+from harness.processes import ManagedProcess, StartStop, free_port, wait_until
 from harness.service_proxy import ServicePort, ServiceProxies
 from rollforward.serving.contract import TERMINATION_MESSAGE_LIMIT_BYTES
 
@@ -213,7 +212,7 @@ class ContainerProcess(ManagedProcess):
         return None if self._popen is None else self._popen.poll()
 
 
-class PodRunner:
+class PodRunner(StartStop):
     """Runs the pods bound to `node_name`; start() registers the node and syncs in a thread."""
 
     def __init__(
@@ -250,17 +249,6 @@ class PodRunner:
         self._endpoints_text = ""
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self) -> PodRunner:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> PodRunner:
         self.workdir.mkdir(parents=True, exist_ok=True)

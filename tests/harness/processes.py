@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 
 def free_port() -> int:
@@ -215,3 +215,24 @@ def _group_alive(pgid: int) -> bool:
         if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
             return False
     return True
+
+
+class StartStop:
+    """`with thing as running:` starts `thing`, and always stops it again, also when
+    starting fails halfway (so a half-started cluster leaves no process behind)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

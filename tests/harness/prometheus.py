@@ -18,13 +18,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from harness.processes import (
     ManagedProcess,
+    StartStop,
     free_port,
     port_is_open,
     stop_recorded,
@@ -39,7 +39,7 @@ class PrometheusQueryError(RuntimeError):
     """The Prometheus HTTP API answered with an error."""
 
 
-class LocalPrometheus:
+class LocalPrometheus(StartStop):
     """One Prometheus server under `base_dir`: config, targets/, data/ and its log."""
 
     def __init__(
@@ -76,22 +76,6 @@ class LocalPrometheus:
         return self._process
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalPrometheus:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> LocalPrometheus:
         """Start (or restart, keeping data and port) and wait until it answers /-/ready."""
