@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,14 +57,22 @@ class KubeAdapter:
         metrics: OperatorMetrics | None = None,
     ) -> None:
         self._dynamic = dynamic.DynamicClient(api_client)
+        # The DynamicClient's discovery cache is not thread-safe: a lookup that misses (e.g.
+        # HTTPRoute without Gateway API) resets the cache while other reconcile threads search
+        # it (KeyError: 'resources'). Lookups are serialized; the API calls themselves are not.
+        self._discovery_lock = threading.Lock()
         self._field_manager = field_manager
         self._metrics = metrics or OperatorMetrics()
 
     def _count_write(self, verb: str, kind: str) -> None:
         self._metrics.api_writes.labels(verb=verb, kind=kind).inc()
 
+    def _lookup(self, api_version: str, kind: str) -> Any:
+        with self._discovery_lock:
+            return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
     def _resource(self, kind: str) -> Any:
-        return self._dynamic.resources.get(api_version=_CHILD_KINDS[kind], kind=kind)
+        return self._lookup(_CHILD_KINDS[kind], kind)
 
     def gateway_api_installed(self) -> bool:
         try:
@@ -75,7 +84,7 @@ class KubeAdapter:
     # --- reads -------------------------------------------------------------------------------
 
     def get_model_deployment(self, namespace: str, name: str) -> Manifest | None:
-        resource = self._dynamic.resources.get(api_version=API_VERSION, kind=KIND)
+        resource = self._lookup(API_VERSION, KIND)
         try:
             found: Manifest = resource.get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
@@ -143,7 +152,7 @@ class KubeAdapter:
     def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
         """A merge patch of the status subresource; spec is never written."""
         self._count_write("patch", "ModelDeployment/status")
-        resource = self._dynamic.resources.get(api_version=API_VERSION, kind=KIND)
+        resource = self._lookup(API_VERSION, KIND)
         resource.status.patch(
             body={"status": patch},
             name=name,
@@ -182,9 +191,7 @@ class KubeAdapter:
             "reportingInstance": "rollforward",
         }
         try:
-            self._dynamic.resources.get(api_version="v1", kind="Event").create(
-                body=body, namespace=deployment.metadata.namespace
-            )
+            self._lookup("v1", "Event").create(body=body, namespace=deployment.metadata.namespace)
         except Exception as error:  # an Event is a courtesy; it must never fail a reconcile
             log.warning("could not post Event %s: %s", event.reason, error)
 

@@ -80,7 +80,11 @@ def _milestones(ax: Axes, figures: KeyFigures) -> None:
 
 
 def plot_drift(report: StoryReport, path: Path) -> None:
-    checks = {s.drift_checked_at: s for s in report.snapshots if s.drift_score is not None}
+    checks = {
+        s.drift_checked_at: s
+        for s in report.snapshots
+        if s.drift_score is not None and s.drift_outcome in ("Drift", "NoDrift")
+    }
     points = sorted(checks.values(), key=lambda s: s.at)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     times = [s.at for s in points]

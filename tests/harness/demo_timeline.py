@@ -110,6 +110,11 @@ def _number(value: float | None) -> str:
 def drift_text(s: Snapshot) -> str:
     if not s.drift_outcome:
         return "drift: not checked yet"
+    if s.drift_outcome == "Inconclusive":
+        # The operator keeps the last conclusive score; it says nothing about this window.
+        return f"drift Inconclusive (n={s.drift_samples}, streak {s.breach_streak})" + (
+            " DRIFTED" if s.drifted else ""
+        )
     comparison = ">" if s.drift_outcome == "Drift" else "<="
     score = (
         f"{s.drift_statistic} {_number(s.drift_score)} {comparison} {_number(s.drift_threshold)}"

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rollforward.serving.contract import (
@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="concept-drift")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--window-days", type=float, default=60.0, help="last N days only")
     parser.add_argument("--fault-5xx-ratio", type=float, default=0.5)
     parser.add_argument(
         "--output",
@@ -46,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     trained_at = datetime.now(UTC)
-    model = train(generate(args.scenario, args.rows, args.seed), TrainingOptions(seed=args.seed))
+    data = generate(args.scenario, args.rows, args.seed)
+    # As the example's `upsell.retrain --window-days 60`: recent data only, so the candidate's
+    # predictions match the traffic and only its error rate is bad.
+    since = (data["signup_at"].max() - timedelta(days=args.window_days)).floor("s").to_pydatetime()
+    model = train(data, TrainingOptions(seed=args.seed, since=since))
     model_tag = save_model(
         model,
         {

@@ -1,0 +1,59 @@
+"""The Kubernetes adapter serializes API discovery, which the kubernetes client does not make
+thread-safe (found by the end-to-end tests: two ModelDeployments reconciling at once raised
+KeyError: 'resources' from the DynamicClient's discovery cache)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from kubernetes import dynamic
+
+from rollforward import kube
+
+
+class OverlapRecordingResources:
+    """Discovery that records how many lookups ran at the same time."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most_at_once = 0
+        self.lookups = 0
+        self._lock = threading.Lock()
+
+    def get(self, api_version: str, kind: str) -> object:
+        with self._lock:
+            self.inside += 1
+            self.lookups += 1
+            self.most_at_once = max(self.most_at_once, self.inside)
+        time.sleep(0.005)  # a discovery round trip, long enough for threads to meet
+        with self._lock:
+            self.inside -= 1
+        return object()
+
+
+class RecordingDynamicClient:
+    def __init__(self, api_client: Any) -> None:
+        self.resources = OverlapRecordingResources()
+
+
+def test_discovery_lookups_from_many_reconcile_threads_never_overlap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dynamic, "DynamicClient", RecordingDynamicClient)
+    adapter = kube.KubeAdapter(api_client=None)  # type: ignore[arg-type]
+    resources = adapter._dynamic.resources
+
+    def reconcile_like() -> None:
+        for _ in range(5):
+            assert adapter.gateway_api_installed()
+
+    threads = [threading.Thread(target=reconcile_like) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert resources.lookups == 40
+    assert resources.most_at_once == 1
