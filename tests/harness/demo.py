@@ -90,6 +90,7 @@ class StoryResult:
     traffic_offset: float
     total_seconds: float
     notes: list[str] = field(default_factory=list)
+    significance: float | None = None
 
     def canary_window(self) -> Callable[[TrafficRecord], bool]:
         """Keeps the records sent while the canary certainly ran: from the first snapshot that
@@ -122,6 +123,7 @@ class StoryResult:
             traffic_offset=self.traffic_offset,
             total_seconds=self.total_seconds,
             notes=self.notes,
+            significance=self.significance,
         )
 
 
@@ -417,6 +419,7 @@ def run_story(
         traffic_offset=traffic_offset,
         total_seconds=follower.now(),
         notes=notes,
+        significance=manifest["spec"]["drift"].get("significance"),
     )
 
 

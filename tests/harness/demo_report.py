@@ -41,6 +41,8 @@ class StoryReport:
     traffic_offset: float
     total_seconds: float
     notes: Sequence[str] = ()
+    # The drift check's false-alarm level, drawn on the p-value plot.
+    significance: float | None = None
 
 
 def bucketed_shares(
@@ -96,6 +98,8 @@ def plot_drift(report: StoryReport, path: Path) -> None:
     _milestones(top, report.figures)
     top.legend(fontsize=7, loc="upper left")
     bottom.plot(times, [max(s.p_value or 0.0, 1e-300) for s in points], marker=".", label="p")
+    if report.significance is not None:
+        bottom.axhline(report.significance, color="grey", label="significance")
     bottom.set_yscale("log")
     bottom.set_ylabel("p-value")
     bottom.set_xlabel("seconds since start")
@@ -128,7 +132,9 @@ def _seconds(value: float | None) -> str:
 def markdown(report: StoryReport, plots: Sequence[str]) -> str:
     f = report.figures
     answered = [r for r in report.records if r.status]
-    errors = sum(1 for r in answered if r.status >= 500)
+    errors = Counter(
+        f"{r.status} from {r.variant or 'no variant'}" for r in answered if r.status >= 500
+    )
     lines = [
         f"# {report.title}",
         "",
@@ -146,8 +152,8 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
         "| drift back below threshold (new baseline) | "
         f"{_seconds(f.since_onset(f.drift_cleared))} |",
         "",
-        f"Traffic: {len(report.records)} requests, {len(answered)} answered, {errors} 5xx, "
-        f"{len({r.user_id for r in report.records})} users.",
+        f"Traffic: {len(report.records)} requests from {len({r.user_id for r in report.records})} "
+        f"users, {len(answered)} answered; 5xx: {dict(errors) or 'none'}.",
         "",
         *[f"- {note}" for note in report.notes],
         "",

@@ -4,11 +4,12 @@ traffic buckets of its report."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from harness.api_cases import example_manifest
 from harness.demo import COMPRESSED_STEPS, FAULTY_RETRAIN, demo_manifest
-from harness.demo_report import bucketed_shares
+from harness.demo_report import StoryReport, bucketed_shares, write_report
 from harness.demo_timeline import key_figures, snapshot_of, timeline_line
 from harness.traffic import TrafficRecord
 from rollforward.api.resource import ModelDeployment
@@ -122,3 +123,22 @@ def test_traffic_is_bucketed_into_shares_per_variant() -> None:
     times, shares = bucketed_shares(records, "variant", offset=0.0)
     assert times == [0.0, 5.0]
     assert shares == {"candidate": [0.0, 0.5], "champion": [1.0, 0.5]}
+
+
+def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) -> None:
+    drift = {"outcome": "Drift", "statistic": "chiSquare", "score": 40.0, "threshold": 6.63,
+             "pValue": 1e-9, "checkedAt": "t1", "version": "abc"}  # fmt: skip
+    snapshots = [
+        snapshot_of(status("Stable"), 0.0, "baseline"),
+        snapshot_of(status("Retraining", drift=drift, **drifted(True)), 12.0, "concept-drift"),
+    ]
+    figures = key_figures(snapshots, drift_onset=5.0)
+    records = [record(1.0, "champion"), replace(record(7.0, "candidate"), status=502)]
+    report = StoryReport("Demo", "Timeout", figures, snapshots, records, 0.0, 20.0,
+                         notes=["compressed"], significance=0.01)  # fmt: skip
+    path = write_report(report, tmp_path)
+    text = path.read_text()
+    assert "| drift detected (Drifted=True) | 7.0 s |" in text
+    assert "'502 from candidate': 1" in text and "- compressed" in text
+    for plot in ("drift.png", "split.png", "versions.png"):
+        assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
