@@ -400,6 +400,7 @@ class ScaleRun:
     added_to_children: list[float]
     apply_to_ready: list[float]
     available_to_ready: list[float]
+    children_to_available: list[float]
     all_children_seconds: float | None
     all_available_seconds: float | None
     all_ready_seconds: float | None
@@ -477,6 +478,11 @@ def run_scale(
         apply_to_ready=[v - started for v in ready.values() if v is not None],
         available_to_ready=[
             r - a for k in keys if (r := ready[k]) is not None and (a := available[k]) is not None
+        ],
+        children_to_available=[
+            a - c
+            for k in keys
+            if (a := available[k]) is not None and (c := children[k]) is not None
         ],
         all_children_seconds=latest(arrivals.children_done),
         all_available_seconds=latest(arrivals.available_done),
@@ -592,6 +598,8 @@ class RunContext:
     revision: str
     log_errors: list[str]
     """The operator log's ERROR lines, most frequent first, with counts."""
+    load: tuple[float, float]
+    """The machine's 1-minute load average before the trials and after the 300."""
 
 
 def source_revision() -> str:
@@ -642,6 +650,7 @@ def report(
     many_added = Distribution(scale.added_to_children or [math.nan])
     many_ready = Distribution(scale.apply_to_ready or [math.nan])
     ready_gap = Distribution(scale.available_to_ready or [math.nan])
+    control_plane = Distribution(scale.children_to_available or [math.nan])
     all_ready = scale.all_ready_seconds
     ready_text = (
         f"{all_ready:.1f} s"
@@ -660,8 +669,10 @@ def report(
         "control plane (3 kwok nodes), the real operator (`rollforward run --all-namespaces`) "
         f"under the chart's RBAC, ROLLFORWARD_WORKERS={context.workers}, "
         f"ROLLFORWARD_RESYNC_SECONDS={context.resync:g}, a real empty Prometheus; source "
-        f"{context.revision}. Times are seconds, stamped by the bench on arrival of watch "
-        "events (one monotonic clock).",
+        f"{context.revision}; 1-min load average {context.load[0]:.1f} before, "
+        f"{context.load[1]:.1f} after (other work on the machine slows every figure alike). "
+        "Times are seconds, stamped by the bench on arrival of watch events (one monotonic "
+        "clock).",
         "",
         "## Targets",
         "",
@@ -685,7 +696,10 @@ def report(
         many_children.row(f"{scale.count} at once: apply -> 7 children"),
         many_added.row(f"{scale.count} at once: resource seen -> 7 children"),
         many_ready.row(f"{scale.count} at once: apply -> Ready"),
-        ready_gap.row(f"{scale.count} at once: last Deployment Available -> Ready"),
+        control_plane.row(
+            f"{scale.count} at once: children written -> 3 Deployments Available (control plane)"
+        ),
+        ready_gap.row(f"{scale.count} at once: last Deployment Available -> Ready (operator)"),
         "",
         "## Ratios (same run)",
         "",
@@ -758,10 +772,12 @@ def main() -> None:
             with OperatorProcess(kubeconfig, workdir, env=env) as operator:
                 memory = MemorySampler(operator.process.pid).start()
                 before = operator_counters(operator.metrics_text())
+                load_before = os.getloadavg()[0]
                 single = run_single_trials(cluster, arrivals, prom.url, args.single_trials)
                 middle = operator_counters(operator.metrics_text())
                 scale = run_scale(cluster, arrivals, prom.url, args.count, args.timeout)
                 after = operator_counters(operator.metrics_text())
+                load_after = os.getloadavg()[0]
                 memory.stop()
                 watcher.stop()
             log = operator.log_path.read_text()
@@ -775,7 +791,13 @@ def main() -> None:
         memory,
         counter_delta(middle, before),
         counter_delta(after, middle),
-        RunContext(args.workers, args.resync_seconds, source_revision(), log_errors(log)),
+        RunContext(
+            args.workers,
+            args.resync_seconds,
+            source_revision(),
+            log_errors(log),
+            (load_before, load_after),
+        ),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
