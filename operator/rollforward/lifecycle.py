@@ -55,6 +55,8 @@ from rollforward.status_summary import lifecycle_phase
 from rollforward.variants import champion_version, spec_source
 
 HANDLED_REQUESTS_KEPT = 20
+CANDIDATE_DEADLINE = timedelta(minutes=10)
+"""How long a candidate may take to become available before it is rolled back."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def analysis_due(deployment: ModelDeployment, now: datetime) -> bool:
     """Whether this reconcile must measure the current canary step (gather asks)."""
     rollout = deployment.status.rollout
     if rollout is None or rollout.promoting or rollout.awaiting_approval or is_paused(deployment):
+        return False
+    if not rollout.candidate_ready:
         return False
     if rollout.spec_hash != rollout_hash(deployment):
         return False
@@ -439,6 +443,9 @@ def _follow_rollout(
         rollout = rollout.model_copy(update={"held_reason": "", "step_started_at": now})
         work.update(rollout=rollout)
         work.event("Normal", "Resumed", "rollforward.io/paused removed: the canary continues")
+    if not rollout.candidate_ready:
+        _await_candidate(rollout, inputs, now, work)
+        return
     if rollout.awaiting_approval:
         approve = _request(deployment, requests.APPROVE)
         if approve is not None or deployment.spec.rollout.approval is Approval.AUTOMATIC:
@@ -449,6 +456,26 @@ def _follow_rollout(
     if inputs.analysis is None:
         return
     _judge_step(deployment, rollout, inputs, now, work)
+
+
+def _await_candidate(
+    rollout: RolloutStatus, inputs: LifecycleInputs, now: datetime, work: _Step
+) -> None:
+    """Route to the candidate and start the first step's clock only once it serves; a
+    candidate that never becomes available within the deadline is rolled back."""
+    if inputs.candidate is not None and inputs.candidate.available:
+        ready = rollout.model_copy(update={"candidate_ready": True, "step_started_at": now})
+        work.update(rollout=ready)
+        work.event("Normal", "CandidateReady", f"{rollout.candidate_version} serves; canary starts")
+        return
+    if now - rollout.step_started_at > CANDIDATE_DEADLINE:
+        detail = inputs.candidate.message if inputs.candidate is not None else "no Deployment"
+        _roll_back(
+            rollout,
+            f"the candidate did not become available within {CANDIDATE_DEADLINE}: {detail}",
+            now,
+            work,
+        )
 
 
 def _judge_step(

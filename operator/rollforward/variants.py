@@ -74,7 +74,7 @@ def served_variants(
     champion = spec.champion()
     rollout = status.rollout
     candidate_weight = 0
-    if rollout is not None and not rollout.promoting:
+    if rollout is not None and not rollout.promoting and rollout.candidate_ready:
         candidate_weight = min(
             spec.rollout.steps[min(rollout.step, len(spec.rollout.steps) - 1)].weight,
             champion.weight,

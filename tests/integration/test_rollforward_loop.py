@@ -102,10 +102,14 @@ def loop(
 def test_drift_leads_to_one_job_a_canary_and_promotion(loop: Loop) -> None:
     loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
 
-    canary = loop.wait(lambda s: s.get("phase") == "Canary", "the canary to start")
+    canary = loop.wait(
+        lambda s: s.get("split") == "champion=50 candidate=50",
+        "the candidate to serve its first step's share",
+    )
+    assert canary["phase"] == "Canary"
     assert canary["rollout"]["candidateVersion"] == CANDIDATE
+    assert canary["rollout"]["candidateReady"] is True
     assert "upsell-candidate" in loop.names("deployments")
-    assert canary["split"] == "champion=50 candidate=50"
 
     final = loop.wait(
         lambda s: s.get("champion") == CANDIDATE and s.get("phase") == "Stable", "promotion"
@@ -168,7 +172,7 @@ def test_candidate_with_raised_error_rate_is_rolled_back(loop: Loop) -> None:
 
 def test_prometheus_down_during_analysis_holds_instead_of_rolling_back(loop: Loop) -> None:
     loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
-    loop.wait(lambda s: s.get("phase") == "Canary", "the canary to start")
+    loop.wait(lambda s: (s.get("rollout") or {}).get("candidateReady"), "the candidate to serve")
     loop.prometheus.stop()
     try:
         held = loop.wait(

@@ -35,6 +35,7 @@ from rollforward.lifecycle import (
 from rollforward.naming import ANNOTATION_VERSION, job_name
 from rollforward.observed import DeploymentHealth
 from rollforward.retraining import trigger_id
+from rollforward.variants import served_variants
 
 DRIFTED = DriftTracking(drifted=True, breach_streak=3, checks=5, drifted_since=T0)
 READY = DeploymentHealth(True, 1, True, "1/1 ready")
@@ -63,7 +64,7 @@ def in_canary(md: ModelDeployment, step_index: int = 0, **rollout: Any) -> Model
                 step=step_index,
                 step_started_at=T0,
                 spec_hash=rollout_hash(md),
-                **rollout,
+                **{"candidate_ready": True, **rollout},
             )
         }
     )
@@ -252,6 +253,32 @@ class TestRetrainingResult:
         assert outcome.delete_jobs == [name]
         assert outcome.status.retraining is not None
         assert "timed out" in outcome.status.retraining.message
+
+
+class TestCandidateStart:
+    def test_no_traffic_and_no_clock_until_the_candidate_serves(self) -> None:
+        md = in_canary(deployment(), candidate_ready=False)
+        starting = DeploymentHealth(False, 0, False, "0/1 ready")
+        assert not analysis_due(md, T0 + timedelta(minutes=5))
+        waiting = step(md, LifecycleInputs(candidate=starting), timedelta(minutes=2))
+        assert waiting.status.rollout is not None
+        assert not waiting.status.rollout.candidate_ready
+        assert served_variants(md.spec, waiting.status)[-1].weight == 0
+
+        ready = step(then(md, waiting), LifecycleInputs(candidate=READY), timedelta(minutes=3))
+        rollout = ready.status.rollout
+        assert rollout is not None and rollout.candidate_ready
+        assert rollout.step_started_at == T0 + timedelta(minutes=3)
+        assert served_variants(md.spec, ready.status)[-1].weight == 10
+        assert any(e.reason == "CandidateReady" for e in ready.events)
+
+    def test_candidate_that_never_serves_is_rolled_back_after_the_deadline(self) -> None:
+        md = in_canary(deployment(), candidate_ready=False)
+        stuck = DeploymentHealth(False, 0, True, "0/1 ready; Deployment says: crash loop")
+        assert step(md, LifecycleInputs(candidate=stuck), timedelta(minutes=9)).status.rollout
+        outcome = step(md, LifecycleInputs(candidate=stuck), timedelta(minutes=11))
+        assert outcome.status.rollout is None
+        assert "did not become available" in outcome.status.last_rollback
 
 
 class TestCanary:

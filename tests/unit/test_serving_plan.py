@@ -146,6 +146,7 @@ class TestServedVariants:
             step=1,
             step_started_at=NOW,
             spec_hash="h",
+            candidate_ready=True,
         )
         md = deployment(status=ModelDeploymentStatus(rollout=rollout))
         served = served_variants(md.spec, md.status)

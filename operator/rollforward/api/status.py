@@ -204,6 +204,9 @@ class RolloutStatus(StatusModel):
     """The version being canaried."""
     trigger_id: str
     """The trigger that produced it."""
+    candidate_ready: bool = False
+    """The candidate's Deployment became available; until then it gets no traffic and the
+    first step's clock does not run."""
     step: int = 0
     """Index of the current step in spec.rollout.steps."""
     step_started_at: datetime
