@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,8 @@ class OperatorContext:
     metrics: OperatorMetrics
     prometheus: MetricsSource
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    waiting: set[tuple[str, str]] = field(default_factory=set)
+    """Resources with a reconcile queued on their lock: a burst of events needs only one."""
     known: set[tuple[str, str]] = field(default_factory=set)
     """ModelDeployments seen by the watch; the resync visits them (a cache, not state)."""
     resync_task: asyncio.Task[None] | None = None
@@ -75,7 +78,20 @@ class OperatorContext:
             await asyncio.gather(*(one(ns, name) for ns, name in sorted(self.known)))
 
     async def reconcile(self, namespace: str, name: str) -> ReconcileResult | None:
+        key = (namespace, name)
+        if key in self.waiting:
+            # A queued reconcile reads the resource after it gets the lock, so it sees
+            # everything this event announced: one more would only repeat it.
+            return None
+        self.waiting.add(key)
+        try:
+            return await self._reconcile_locked(namespace, name)
+        finally:
+            self.waiting.discard(key)
+
+    async def _reconcile_locked(self, namespace: str, name: str) -> ReconcileResult | None:
         async with self.lock(namespace, name):
+            self.waiting.discard((namespace, name))
             body = await asyncio.to_thread(self.kube.get_model_deployment, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 self.forget(namespace, name)
@@ -115,6 +131,11 @@ def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext)
         # Handler logs as Events would write on every resync; we post our own Events.
         settings.posting.enabled = False
         settings.execution.max_workers = context.settings.workers
+        # Reconciles run in the loop's default executor (asyncio.to_thread); size it here so
+        # ROLLFORWARD_WORKERS bounds them, not asyncio's default of cpus + 4.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=context.settings.workers, thread_name_prefix="reconcile")
+        )
         settings.watching.server_timeout = 300
         context.resync_task = asyncio.create_task(context.resync_forever())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,8 @@ class KubeAdapter:
         self._discovery_lock = threading.Lock()
         self._field_manager = field_manager
         self._metrics = metrics or OperatorMetrics()
+        self._gateway_installed = False
+        self._gateway_checked_at: float | None = None
 
     def _count_write(self, verb: str, kind: str) -> None:
         self._metrics.api_writes.labels(verb=verb, kind=kind).inc()
@@ -75,11 +78,17 @@ class KubeAdapter:
         return self._lookup(_CHILD_KINDS[kind], kind)
 
     def gateway_api_installed(self) -> bool:
-        try:
-            self._resource("HTTPRoute")
-        except ResourceNotFoundError:
-            return False
-        return True
+        """Whether HTTPRoute is served, rechecked once a minute: a discovery miss makes the
+        client rebuild its whole discovery cache, which cost each reconcile ~24 requests."""
+        now = time.monotonic()
+        if self._gateway_checked_at is None or now - self._gateway_checked_at > 60:
+            try:
+                self._resource("HTTPRoute")
+                self._gateway_installed = True
+            except ResourceNotFoundError:
+                self._gateway_installed = False
+            self._gateway_checked_at = now
+        return self._gateway_installed
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tarfile
@@ -27,6 +28,7 @@ import yaml
 from harness.api_cases import example_manifest
 from harness.cluster import REPO_ROOT, ClusterBinaries, LocalCluster
 from harness.operator import OperatorProcess, grant_operator_rbac
+from harness.processes import wait_until
 
 CHART = REPO_ROOT / "charts" / "rollforward"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -624,6 +626,15 @@ def test_two_replicas_elect_one_leader_through_the_charts_peering(
             "-n", cluster_namespace, "wait", "modeldeployment/upsell", "--for=condition=Ready",
             "--timeout=90s", timeout=100, check=False,
         )  # fmt: skip
+
+        def paused_replicas() -> int:
+            texts = [a.log_path.read_text(), b.log_path.read_text()]
+            return sum("Pausing operations in favour of" in text for text in texts)
+
+        # Peers find each other on kopf's peering heartbeat, which a loaded machine can
+        # delay past the first reconcile; give it time before judging who paused.
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: paused_replicas() >= 1, timeout=60, what="one replica to pause")
         logs = [a.log_path.read_text(), b.log_path.read_text()]
     assert ready.returncode == 0, "no operator reconciled: " + " | ".join(
         line for log in logs for line in log.splitlines() if "Pausing" in line
