@@ -20,9 +20,9 @@ system-deps: ## install Debian's prometheus, nginx and lua (as root, only when m
 	bash hack/system-deps.sh
 
 lint: setup ## ruff and mypy, both clean
-	$(VENV)/bin/ruff check operator tests bentos
-	$(VENV)/bin/ruff format --check operator tests bentos
-	$(VENV)/bin/mypy operator/rollforward tests bentos
+	$(VENV)/bin/ruff check operator tests bentos bench
+	$(VENV)/bin/ruff format --check operator tests bentos bench
+	$(VENV)/bin/mypy operator/rollforward tests bentos bench
 
 crds: setup ## regenerate crds/ from the API types
 	$(VENV)/bin/rollforward crd --output crds/modeldeployments.rollforward.io.yaml
@@ -32,5 +32,8 @@ test-unit: setup ## only the unit tests (no processes)
 
 test: setup system-deps cluster-bin ## every test: unit, integration and e2e
 	$(PY) -m pytest -q
+
+clean: ## remove what the targets made here (.venv, _out, bench-results, demo-report); the cache in ~/.cache/rollforward stays
+	rm -rf $(VENV) _out bench-results demo-report .pytest_cache .mypy_cache .ruff_cache
 
 include hack/*.mk
