@@ -214,3 +214,37 @@ def test_operator_killed_mid_reconcile_converges_after_restart(
     )
     owners = [rs["metadata"]["ownerReferences"][0]["name"] for rs in replica_sets["items"]]
     assert sorted(owners) == ["upsell-challenger", "upsell-champion"], json.dumps(owners)
+
+
+def test_variant_that_never_becomes_ready_reports_its_deployment_and_the_other_serves(
+    local_cluster: LocalCluster, cluster_namespace: str, operator: OperatorProcess
+) -> None:
+    manifest = model_deployment(cluster_namespace)
+    manifest["spec"]["variants"][1]["image"] = "rollforward.test/never-ready"
+    manifest["spec"]["variants"][1].pop("bento")
+    local_cluster.apply(manifest)
+
+    def not_ready_because_of_the_challenger() -> bool:
+        status = get(local_cluster, cluster_namespace, "md", "upsell").get("status") or {}
+        ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+        return bool(
+            ready
+            and ready["status"] == "False"
+            and ready["reason"] == "VariantUnavailable"
+            and "variant challenger: 0/1 replicas ready" in ready["message"]
+        )
+
+    wait_until(
+        not_ready_because_of_the_challenger, timeout=90, what="Ready=False for the challenger"
+    )
+    status = get(local_cluster, cluster_namespace, "md", "upsell")["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    # The reason is the Deployment's own condition message, and only the challenger is named.
+    assert "Deployment says:" in ready["message"], ready["message"]
+    assert "variant champion" not in ready["message"]
+    champion = next(v for v in status["variants"] if v["name"] == "champion")
+    assert champion["readyReplicas"] == 1
+    local_cluster.kubectl(
+        "-n", cluster_namespace, "wait", "deployment/upsell-champion", "--for=condition=Available",
+        "--timeout=60s",
+    )  # fmt: skip
