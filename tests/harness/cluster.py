@@ -423,9 +423,15 @@ class LocalCluster(StartStop):
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             # Every default controller, garbage collection among them.
             "--controllers=*",
+            # The client defaults (20 qps) throttle a control plane that creates hundreds of
+            # ReplicaSets at once; large clusters raise them the same way.
+            *CLIENT_THROUGHPUT,
+            "--concurrent-deployment-syncs=20",
+            "--concurrent-replicaset-syncs=20",
         ])  # fmt: skip
         scheduler = self._spawn("kube-scheduler", [
             str(self.binaries.path("kube-scheduler")), *delegated("scheduler"),
+            *CLIENT_THROUGHPUT,
         ])  # fmt: skip
         annotation = "=".join(KWOK_NODE_ANNOTATION)
         self._spawn("kwok", [
@@ -460,6 +466,9 @@ class LocalCluster(StartStop):
             return len(items) >= self.node_count and all(map(_node_is_ready, items))
 
         kwok.wait_until_ready(all_ready, self.startup_timeout)
+
+
+CLIENT_THROUGHPUT = ("--kube-api-qps=200", "--kube-api-burst=400")
 
 
 def _kwok_node(name: str) -> dict[str, Any]:
