@@ -48,7 +48,7 @@ def test_discovery_lookups_from_many_reconcile_threads_never_overlap(
 
     def reconcile_like() -> None:
         for _ in range(5):
-            assert adapter.gateway_api_installed()
+            assert adapter._resource("Deployment") is not None
 
     threads = [threading.Thread(target=reconcile_like) for _ in range(8)]
     for thread in threads:
@@ -57,3 +57,15 @@ def test_discovery_lookups_from_many_reconcile_threads_never_overlap(
         thread.join()
     assert resources.lookups == 40
     assert resources.most_at_once == 1
+
+
+def test_gateway_api_presence_is_looked_up_once_a_minute_not_per_reconcile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A discovery miss makes the client rebuild its whole discovery cache (about 24
+    requests); bench-operator showed that per reconcile, so the answer is cached."""
+    monkeypatch.setattr(dynamic, "DynamicClient", RecordingDynamicClient)
+    adapter = kube.KubeAdapter(api_client=None)  # type: ignore[arg-type]
+    resources = adapter._dynamic.resources
+    assert all(adapter.gateway_api_installed() for _ in range(20))
+    assert resources.lookups == 1

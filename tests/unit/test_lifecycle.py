@@ -374,6 +374,16 @@ class TestCanary:
             is None
         )
 
+    def test_small_but_significant_prediction_shift_does_not_fail_the_step(self) -> None:
+        # 22% against a 20% baseline on 5,000 predictions: chi-square p < 0.001, PSI 0.0025.
+        md = in_canary(deployment())
+        slight = analysis_inputs(requests=5000, candidate_counts={"upgrade": 1100, "stay": 3900})
+        outcome = step(md, LifecycleInputs(candidate=READY, analysis=slight), timedelta(minutes=1))
+        rollout = outcome.status.rollout
+        assert rollout is not None and rollout.step == 1
+        drift = next(r for r in rollout.analysis if r.name == "predictionDrift")
+        assert drift.outcome == "Successful"
+
     def test_prometheus_down_holds_and_never_rolls_back(self) -> None:
         md = in_canary(deployment())
         down = analysis_inputs(error="ConnectionError: refused")
