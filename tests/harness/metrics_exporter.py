@@ -63,18 +63,26 @@ class VariantExporter:
             ["endpoint", "http_response_code"],
             registry=self._registry,
         )
+        for code in ("200", "500"):  # BentoML creates these at start too
+            self._requests.labels("/predict", code)
+            self._latency.labels("/predict", code)
         self._owed: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def set_baseline(self, ratios: dict[str, float]) -> None:
+    def set_baseline(self, ratios: dict[str, float], version: str | None = None) -> None:
+        """Publish the baseline and zero-valued prediction series, as rollforward.serving
+        does at start: a series born with its first increment would hide that increment
+        from PromQL's increase() and skew a young window's label mix."""
+        version = version or self.version
         for label, ratio in ratios.items():
-            self._baseline.labels(self.model, self.version, label).set(ratio)
+            self._baseline.labels(self.model, version, label).set(ratio)
+            self._predictions.labels(self.model, version, self.variant, label, "")
 
     def serve_version(self, version: str, baseline: dict[str, float]) -> None:
         """From now on, export as `version` (as a new pod of that version would)."""
+        self.set_baseline(baseline, version)
         self.version = version
-        self.set_baseline(baseline)
 
     def start(self) -> VariantExporter:
         start_http_server(self.port, addr="127.0.0.1", registry=self._registry)
