@@ -33,6 +33,10 @@ from rollforward.serving.contract import (
 )
 
 Outcome = Literal["Successful", "Failed", "Inconclusive"]
+LATENCY_RESOLUTION = 0.05
+"""Seconds. p99 comes from histogram buckets (BentoML's are 5, 10, 25, 50, 75, 100 ms ...),
+so two variants a bucket apart differ by 2x on identical work; a candidate fails on latency
+only when it is slower by the ratio AND by more than this."""
 POD_LABEL_DEPLOYMENT = "rollforward_io_model_deployment"
 POD_LABEL_VARIANT = "rollforward_io_variant"
 _BY_VARIANT = f"namespace, {POD_LABEL_DEPLOYMENT}, {POD_LABEL_VARIANT}"
@@ -148,7 +152,8 @@ def latency_p99(
         return _result("latencyP99", "Inconclusive", None, "no latency data for both variants")
     ratio = candidate / baseline
     message = f"p99 {candidate * 1000:.0f}ms vs champion {baseline * 1000:.0f}ms ({ratio:.2f}x)"
-    outcome: Outcome = "Failed" if ratio > analysis.max_latency_ratio else "Successful"
+    slower = ratio > analysis.max_latency_ratio and candidate - baseline > LATENCY_RESOLUTION
+    outcome: Outcome = "Failed" if slower else "Successful"
     return _result("latencyP99", outcome, ratio, message)
 
 

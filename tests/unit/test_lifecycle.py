@@ -359,6 +359,14 @@ class TestCanary:
         assert "errorRate" in outcome.status.last_rollback
         assert any(e.reason == "RolledBack" and e.type == "Warning" for e in outcome.events)
 
+    def test_a_bucket_of_latency_difference_is_not_slow(self) -> None:
+        md = in_canary(deployment())
+        inputs = LifecycleInputs(
+            candidate=READY, analysis=analysis_inputs(candidate_p99=0.05, champion_p99=0.025)
+        )
+        rollout = step(md, inputs, timedelta(minutes=1)).status.rollout
+        assert rollout is not None and rollout.step == 1
+
     def test_slow_candidate_rolls_back(self) -> None:
         md = in_canary(deployment())
         inputs = LifecycleInputs(candidate=READY, analysis=analysis_inputs(candidate_p99=0.5))
