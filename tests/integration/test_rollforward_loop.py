@@ -172,7 +172,7 @@ def test_candidate_with_raised_error_rate_is_rolled_back(loop: Loop) -> None:
 
 def test_prometheus_down_during_analysis_holds_instead_of_rolling_back(loop: Loop) -> None:
     loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
-    loop.wait(lambda s: (s.get("rollout") or {}).get("candidateReady"), "the candidate to serve")
+    loop.wait(lambda s: bool((s.get("rollout") or {}).get("candidateReady")), "candidate ready")
     loop.prometheus.stop()
     try:
         held = loop.wait(
