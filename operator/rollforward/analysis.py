@@ -15,7 +15,6 @@ from typing import Literal
 
 from rollforward.api import (
     AnalysisResult,
-    BaselineKind,
     ComparisonOperator,
     CustomMetric,
     DriftStatistic,
@@ -253,4 +252,4 @@ def verdict(results: list[AnalysisResult]) -> Outcome:
     return "Successful"
 
 
-__all__ = ["BaselineKind", "analyse", "analysis_queries", "custom_query", "verdict"]
+__all__ = ["analyse", "analysis_queries", "custom_query", "verdict"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -23,7 +24,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,6 +264,18 @@ class LocalCluster(StartStop):
         }
         argv = [str(self.binaries.path("helm")), *args]
         return _run(argv, input=None, check=check, timeout=timeout, env=env)
+
+    @contextlib.contextmanager
+    def temporary_namespace(self, prefix: str) -> Iterator[str]:
+        """A fresh namespace whose `default` ServiceAccount exists; deleted (without waiting)
+        afterwards."""
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.kubectl("create", "namespace", name)
+        self.wait_for_service_account(name, "default")
+        try:
+            yield name
+        finally:
+            self.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
     def wait_for_service_account(self, namespace: str, name: str, timeout: float = 60.0) -> None:
         """Wait for a ServiceAccount, e.g. the `default` one the controller-manager creates in

@@ -5,7 +5,6 @@ They are lazy like every pytest fixture: a test session that requests neither st
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -32,11 +31,8 @@ def installed_crds(local_cluster: LocalCluster) -> list[str]:
 @pytest.fixture
 def cluster_namespace(local_cluster: LocalCluster) -> Iterator[str]:
     """A fresh namespace for one test, deleted (without waiting) afterwards."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    local_cluster.kubectl("create", "namespace", name)
-    local_cluster.wait_for_service_account(name, "default")
-    yield name
-    local_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with local_cluster.temporary_namespace("t") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

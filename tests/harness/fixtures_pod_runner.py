@@ -7,7 +7,6 @@ lands on the runner's node, while the operator's integration tests keep kwok's f
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,11 +51,8 @@ def pod_runner(
 @pytest.fixture
 def runner_namespace(runner_cluster: LocalCluster) -> Iterator[str]:
     """A fresh namespace of `runner_cluster` for one test, deleted (without waiting) afterwards."""
-    name = f"r-{uuid.uuid4().hex[:10]}"
-    runner_cluster.kubectl("create", "namespace", name)
-    runner_cluster.wait_for_service_account(name, "default")
-    yield name
-    runner_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with runner_cluster.temporary_namespace("r") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
