@@ -20,9 +20,9 @@ system-deps: ## install Debian's prometheus, nginx and lua (as root, only when m
 	bash hack/system-deps.sh
 
 lint: setup ## ruff and mypy, both clean
-	$(VENV)/bin/ruff check operator tests bentos bench
-	$(VENV)/bin/ruff format --check operator tests bentos bench
-	$(VENV)/bin/mypy operator/rollforward tests bentos bench
+	$(VENV)/bin/ruff check operator tests bentos bench hack/devenv
+	$(VENV)/bin/ruff format --check operator tests bentos bench hack/devenv
+	$(VENV)/bin/mypy operator/rollforward tests bentos bench hack/devenv
 
 crds: setup ## regenerate crds/ from the API types
 	$(VENV)/bin/rollforward crd --output crds/modeldeployments.rollforward.io.yaml

@@ -34,11 +34,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.api_cases import example_manifest
-from harness.cluster import REPO_ROOT
-from harness.metrics_exporter import VariantExporter
-from harness.processes import wait_until
-from harness.prometheus import LocalPrometheus
+from devenv.api_cases import example_manifest
+from devenv.cluster import REPO_ROOT
+from devenv.metrics_exporter import VariantExporter
+from devenv.processes import wait_until
+from devenv.prometheus import LocalPrometheus
 from rollforward.api import ModelDeployment, parse_model_deployment
 from rollforward.drift.check import check_tick, drift_queries
 from rollforward.metrics import OperatorMetrics

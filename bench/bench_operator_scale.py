@@ -46,11 +46,11 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.api_cases import example_manifest
-from harness.cluster import REPO_ROOT, LocalCluster
-from harness.operator import OperatorProcess, grant_operator_rbac
-from harness.processes import wait_until
-from harness.prometheus import LocalPrometheus
+from devenv.api_cases import example_manifest
+from devenv.cluster import REPO_ROOT, LocalCluster
+from devenv.operator import OperatorProcess, grant_operator_rbac
+from devenv.processes import wait_until
+from devenv.prometheus import LocalPrometheus
 
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=rollforward"
 OWNER_LABEL = "rollforward.io/model-deployment"

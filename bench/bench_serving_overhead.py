@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.bento import BentoServer, build_soom_bento, start_bento_server
+from devenv.bento import BentoServer, build_soom_bento, start_bento_server
 from upsell.generator import records
 
 TARGET_RATIO = 1.10

@@ -1,6 +1,6 @@
 # Benchmarks of the operator at scale and of batched drift queries (bench/). Figures are
 # ratios against baselines measured in the same run; reports go to bench-results/.
-BENCH_PYTHONPATH := PYTHONPATH=operator:tests
+BENCH_PYTHONPATH := PYTHONPATH=operator:hack
 
 .PHONY: bench-operator bench-drift-queries
 

@@ -12,5 +12,5 @@ bento: setup ## train the Soom upsell model on `baseline` and build its bento (v
 	@echo "bento: $$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' $(BENTO_OUT)/v1.json)"
 
 bench-bento: setup ## Soom bento latency with vs without rollforward.serving (bench-results/serving-overhead.md)
-	PYTHONPATH=$(BENTO_PYTHONPATH):tests $(PY) bench/bench_serving_overhead.py \
+	PYTHONPATH=$(BENTO_PYTHONPATH):hack $(PY) bench/bench_serving_overhead.py \
 		--output bench-results/serving-overhead.md

@@ -1,6 +1,6 @@
 # The Helm chart (charts/rollforward) and the GitOps assets (gitops/).
 CHART_DIR := charts/rollforward
-HELM = $(shell PYTHONPATH=operator:tests $(PY) -c 'from harness.cluster import ClusterBinaries; print(ClusterBinaries.from_environment().path("helm"))')
+HELM = $(shell PYTHONPATH=operator:hack $(PY) -c 'from devenv.cluster import ClusterBinaries; print(ClusterBinaries.from_environment().path("helm"))')
 
 .PHONY: chart-lint chart-docs chart-docs-check chart-template chart-package chart-test gitops-argocd
 

@@ -1,19 +1,19 @@
-# Local control plane and Prometheus (see hack/build-cluster-bin.sh and tests/harness/).
+# Local control plane and Prometheus (see hack/build-cluster-bin.sh and hack/devenv/).
 .PHONY: cluster-bin cluster-up cluster-down prometheus-up prometheus-down
 
-HARNESS := PYTHONPATH=operator:tests $(PY) -m
+HARNESS := PYTHONPATH=operator:hack $(PY) -m
 
 cluster-bin: ## build or reuse kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok and helm
 	bash hack/build-cluster-bin.sh >/dev/null
 
 cluster-up: setup cluster-bin ## start etcd, apiserver, controllers, scheduler and 3 kwok nodes (state in _out/cluster/)
-	$(HARNESS) harness.cluster up --dir _out/cluster
+	$(HARNESS) devenv.cluster up --dir _out/cluster
 
 cluster-down: setup ## stop the cluster started by cluster-up
-	$(HARNESS) harness.cluster down --dir _out/cluster
+	$(HARNESS) devenv.cluster down --dir _out/cluster
 
 prometheus-up: setup ## start Prometheus on loopback, 1s scrapes, file_sd targets (state in _out/prometheus/)
-	$(HARNESS) harness.prometheus up --dir _out/prometheus
+	$(HARNESS) devenv.prometheus up --dir _out/prometheus
 
 prometheus-down: setup ## stop the Prometheus started by prometheus-up
-	$(HARNESS) harness.prometheus down --dir _out/prometheus
+	$(HARNESS) devenv.prometheus down --dir _out/prometheus

@@ -1,8 +1,8 @@
-# The whole loop on one machine (see tests/harness/demo.py): state in _out/demo/, report in
+# The whole loop on one machine (see hack/devenv/demo.py): state in _out/demo/, report in
 # demo-report/; every process it starts is stopped at the end.
 .PHONY: demo demo-bad-candidate
 
-DEMO := PYTHONPATH=operator:tests:bentos $(PY) -m harness.demo
+DEMO := PYTHONPATH=operator:hack:bentos $(PY) -m devenv.demo
 
 demo: setup system-deps cluster-bin ## the whole loop on a local cluster: drift, retrain, canary, promotion (report in demo-report/)
 	$(DEMO)

@@ -1,4 +1,4 @@
-"""Test-suite wiring: layer markers by folder, and the harness fixtures as plugins."""
+"""Test-suite wiring: layer markers by folder, and the shared fixtures as plugins."""
 
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import pytest
 
 _HERE = Path(__file__).parent
 
-# Each area of the harness contributes its fixtures as a `harness/fixtures_<area>.py` plugin,
-# so adding an area never means editing this file.
-pytest_plugins = sorted(f"harness.{p.stem}" for p in (_HERE / "harness").glob("fixtures_*.py"))
+# Each area contributes its fixtures as a `fixtures/fixtures_<area>.py` plugin, so adding an
+# area never means editing this file. The environment they start lives in hack/devenv/.
+pytest_plugins = sorted(f"fixtures.{p.stem}" for p in (_HERE / "fixtures").glob("fixtures_*.py"))
 
 _LAYERS = ("unit", "integration", "e2e")
 

@@ -8,7 +8,7 @@ Non-JSON or empty bodies get 400; JSON of the wrong shape gets 422; never a 5xx,
 Fault injection (tests and the demo only): a model saved with the metadata key
 `fault_5xx_ratio` (a share in (0, 1]) makes /predict answer 503 for that share of requests,
 spread evenly (deterministic, not random). `upsell.retrain` never sets it; the end-to-end tests
-build such a bento on purpose (`harness.faulty_retrain`) to see a bad candidate rolled back.
+build such a bento on purpose (`devenv.faulty_retrain`) to see a bad candidate rolled back.
 A model without the key (every real one) is never affected.
 """
 

@@ -1,12 +1,12 @@
 """The whole loop for real: real serving, real traffic, real drift, real retraining.
 
-One demo environment serves the module (`harness.demo.DemoEnvironment`: control plane, pod
+One demo environment serves the module (`devenv.demo.DemoEnvironment`: control plane, pod
 runner, Prometheus, operator, a BentoML store with bento v1), and each story runs once in a
-namespace of its own (`harness.demo.run_story`): the README's example ModelDeployment with
+namespace of its own (`devenv.demo.run_story`): the README's example ModelDeployment with
 its intervals compressed to seconds, 20 req/s of Soom traffic through the router's Service
 with stable user ids, `baseline` data first, then `concept-drift`.
 - the happy story retrains with the example's own command (`upsell.retrain`);
-- the bad story retrains with `harness.faulty_retrain`, a real retrain whose bento answers
+- the bad story retrains with `devenv.faulty_retrain`, a real retrain whose bento answers
   503 to half of its requests.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from harness.demo import DemoEnvironment, StoryPlan, StoryResult, run_story
-from harness.demo_timeline import Snapshot
-from harness.traffic import TrafficRecord, sticky_violations
+from devenv.demo import DemoEnvironment, StoryPlan, StoryResult, run_story
+from devenv.demo_timeline import Snapshot
+from devenv.traffic import TrafficRecord, sticky_violations
 
 HAPPY, BAD = "e2e-happy", "e2e-bad"
 # After a switch of the router or of the champion, requests already sent may still be

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.bento import BentoServer, metric_value
+from devenv.bento import BentoServer, metric_value
 from rollforward.serving import contract
 from upsell.generator import records
 from upsell.schema import RECORD_SCHEMA

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bento import run_retrain
-from harness.fixtures_bento import BuiltBento
+from devenv.bento import run_retrain
+from fixtures.fixtures_bento import BuiltBento
 from rollforward.serving.contract import TERMINATION_MESSAGE_LIMIT_BYTES
 
 

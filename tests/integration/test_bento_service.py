@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.bento import BentoServer, metric_value
-from harness.fixtures_bento import SOOM_SERVER_ENV
+from devenv.bento import BentoServer, metric_value
+from fixtures.fixtures_bento import SOOM_SERVER_ENV
 from rollforward.serving import contract
 from upsell.generator import records
 

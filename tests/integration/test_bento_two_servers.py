@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.bento import metric_value
-from harness.fixtures_bento import BuiltBento, StartBentoServer
+from devenv.bento import metric_value
+from fixtures.fixtures_bento import BuiltBento, StartBentoServer
 from rollforward.serving import contract
 from upsell.generator import records
 

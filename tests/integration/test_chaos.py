@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from harness.cluster import LocalCluster
-from harness.loop_manifests import CHAMPION, DRIFTED_SHARES, TRAINING_SHARES, manifest
-from harness.metrics_exporter import Regime, VariantExporter
-from harness.operator import OperatorProcess
-from harness.processes import wait_until
-from harness.prometheus import LocalPrometheus
+from devenv.cluster import LocalCluster
+from devenv.loop_manifests import CHAMPION, DRIFTED_SHARES, TRAINING_SHARES, manifest
+from devenv.metrics_exporter import Regime, VariantExporter
+from devenv.operator import OperatorProcess
+from devenv.processes import wait_until
+from devenv.prometheus import LocalPrometheus
 from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics, RetrainingResult
 
 RUNS = 20

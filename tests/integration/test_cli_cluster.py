@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cluster import REPO_ROOT, LocalCluster
-from harness.processes import free_port
+from devenv.cluster import REPO_ROOT, LocalCluster
+from devenv.processes import free_port
 from rollforward.cli import main
 from rollforward.kubectl.commands import CLEAR_SCREEN
 from unit.test_cli_render import ALL_PHASES, PHASES, SNAPSHOTS, phase_body

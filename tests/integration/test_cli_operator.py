@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from harness.api_cases import example_manifest
-from harness.cluster import LocalCluster
-from harness.operator import OperatorProcess
-from harness.processes import free_port, wait_until
+from devenv.api_cases import example_manifest
+from devenv.cluster import LocalCluster
+from devenv.operator import OperatorProcess
+from devenv.processes import free_port, wait_until
 from rollforward.api import annotations as steering
 from rollforward.api import parse_model_deployment
 from rollforward.cli import main

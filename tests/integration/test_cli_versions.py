@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cluster import REPO_ROOT, LocalCluster
+from devenv.cluster import REPO_ROOT, LocalCluster
 from rollforward.cli import main
 
 CRD_FILE = REPO_ROOT / "crds" / "modeldeployments.rollforward.io.yaml"

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from harness.cluster import REPO_ROOT, KubectlError, LocalCluster
-from harness.processes import (
+from devenv.cluster import REPO_ROOT, KubectlError, LocalCluster
+from devenv.processes import (
     ManagedProcess,
     ProcessStartError,
     free_port,
     port_is_open,
     wait_until,
 )
-from harness.prometheus import LocalPrometheus
+from devenv.prometheus import LocalPrometheus
 
 SMOKE_CHART = REPO_ROOT / "tests" / "data" / "charts" / "smoke"
 
@@ -350,8 +350,8 @@ def test_stopping_a_cluster_leaves_no_process_and_no_port(tmp_path: Path) -> Non
 
 def test_cluster_up_and_down_commands_leave_nothing_behind(tmp_path: Path) -> None:
     base = tmp_path / "state"
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'operator'}:{REPO_ROOT / 'tests'}"}
-    command = [sys.executable, "-m", "harness.cluster"]
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'operator'}:{REPO_ROOT / 'hack'}"}
+    command = [sys.executable, "-m", "devenv.cluster"]
 
     up = subprocess.run([*command, "up", "--dir", str(base)], env=env, capture_output=True,
                         text=True, timeout=600, check=False)  # fmt: skip
@@ -389,12 +389,12 @@ def test_a_killed_test_run_takes_its_cluster_down_with_it(tmp_path: Path) -> Non
     starter = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from harness.cluster import LocalCluster\n"
+        "from devenv.cluster import LocalCluster\n"
         f"LocalCluster(Path({str(base)!r})).start()\n"
         "print('ready', flush=True)\n"
         "time.sleep(600)\n"
     )
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'operator'}:{REPO_ROOT / 'tests'}"}
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'operator'}:{REPO_ROOT / 'hack'}"}
     run = subprocess.Popen([sys.executable, "-c", starter], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

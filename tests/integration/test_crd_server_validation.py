@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cluster import REPO_ROOT, LocalCluster
+from devenv.cluster import REPO_ROOT, LocalCluster
 
 CRD_FILE = REPO_ROOT / "crds" / "modeldeployments.rollforward.io.yaml"
 EXAMPLE_FILE = REPO_ROOT / "examples" / "modeldeployment.yaml"

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from harness.api_cases import example_manifest
-from harness.bento import BentoServer, start_bento_server
-from harness.fixtures_bento import BuiltBento
-from harness.prometheus import LocalPrometheus
-from harness.soom_traffic import SteadyTraffic
+from devenv.api_cases import example_manifest
+from devenv.bento import BentoServer, start_bento_server
+from devenv.prometheus import LocalPrometheus
+from devenv.soom_traffic import SteadyTraffic
+from fixtures.fixtures_bento import BuiltBento
 from rollforward.api import (
     ConditionType,
     DriftVerdict,

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.api_cases import example_manifest
-from harness.cluster import REPO_ROOT, ClusterBinaries, LocalCluster
-from harness.operator import OperatorProcess, grant_operator_rbac
+from devenv.api_cases import example_manifest
+from devenv.cluster import REPO_ROOT, ClusterBinaries, LocalCluster
+from devenv.operator import OperatorProcess, grant_operator_rbac
 
 CHART = REPO_ROOT / "charts" / "rollforward"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))

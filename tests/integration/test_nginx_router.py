@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from harness.nginx import NginxConfigError, NginxProcess, check_config, run_nginx
-from harness.nginx_split_clients import assigned_variant
-from harness.processes import free_port, wait_until
+from devenv.nginx import NginxConfigError, NginxProcess, check_config, run_nginx
+from devenv.nginx_split_clients import assigned_variant
+from devenv.processes import free_port, wait_until
 from rollforward.routers.nginx_config import (
     NginxRouterConfig,
     RoutedVariant,

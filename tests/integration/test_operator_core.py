@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.api_cases import example_manifest
-from harness.cluster import LocalCluster
-from harness.operator import OperatorProcess
-from harness.processes import wait_until
+from devenv.api_cases import example_manifest
+from devenv.cluster import LocalCluster
+from devenv.operator import OperatorProcess
+from devenv.processes import wait_until
 
 SELECTOR = "app.kubernetes.io/managed-by=rollforward,rollforward.io/model-deployment=upsell"
 

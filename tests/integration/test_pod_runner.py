@@ -18,18 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api_cases import example_manifest
-from harness.cluster import LocalCluster
-from harness.pod_runner import (
+from devenv.api_cases import example_manifest
+from devenv.cluster import LocalCluster
+from devenv.pod_runner import (
     RUNNER_NODE,
     SCRAPE_JOB,
     PodRunner,
     read_service_address,
     read_service_addresses,
 )
-from harness.processes import ManagedProcess, port_is_open, wait_until
-from harness.prometheus import LocalPrometheus
-from harness.traffic import TrafficDriver, TrafficPlan, read_log, sticky_violations
+from devenv.processes import ManagedProcess, port_is_open, wait_until
+from devenv.prometheus import LocalPrometheus
+from devenv.traffic import TrafficDriver, TrafficPlan, read_log, sticky_violations
 from rollforward.api import ModelDeployment
 from rollforward.builders import variant_deployment, variant_service
 from rollforward.naming import LABEL_MODEL_DEPLOYMENT, router_name
@@ -41,8 +41,8 @@ from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedVariant
 
 TESTS = Path(__file__).resolve().parents[1]
-ECHO_SERVER = TESTS / "harness" / "echo_server.py"
-PYTHONPATH = [str(TESTS.parent / p) for p in ("operator", "bentos", "tests")]
+ECHO_SERVER = TESTS / "fixtures" / "echo_server.py"
+PYTHONPATH = [str(TESTS.parent / p) for p in ("operator", "bentos", "hack")]
 SERVED_BY = "X-Rollforward-Variant"
 TIMEOUT = 120.0
 
@@ -78,8 +78,8 @@ def echo_deployment(
                         {
                             "name": "server",
                             "image": "rollforward/echo:latest",
-                            # -P: tests/harness on sys.path would shadow the stdlib
-                            # (harness/operator.py vs `operator`).
+                            # -P: hack/devenv on sys.path would shadow the stdlib
+                            # (devenv/operator.py vs `operator`).
                             "command": ["python", "-P", str(ECHO_SERVER)],
                             "args": ["--host", "0.0.0.0", "--port", "3000"],
                             "env": variables,
@@ -562,7 +562,7 @@ def test_the_command_line_runner_publishes_endpoints_and_stops_its_pods_on_sigte
         runner = ManagedProcess(
             name="pod-runner",
             argv=[
-                sys.executable, "-m", "harness.pod_runner",
+                sys.executable, "-m", "devenv.pod_runner",
                 "--kubeconfig", str(cluster.kubeconfig_path), "--workdir", str(workdir),
             ],
             log_path=tmp_path / "runner.log",

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from harness.cluster import LocalCluster
-from harness.loop_manifests import (
+from devenv.cluster import LocalCluster
+from devenv.loop_manifests import (
     CANDIDATE,
     CHAMPION,
     DRIFTED_SHARES,
@@ -26,10 +26,10 @@ from harness.loop_manifests import (
     manifest,
     retraining_result,
 )
-from harness.metrics_exporter import Regime, VariantExporter
-from harness.operator import OperatorProcess
-from harness.processes import wait_until
-from harness.prometheus import LocalPrometheus
+from devenv.metrics_exporter import Regime, VariantExporter
+from devenv.operator import OperatorProcess
+from devenv.processes import wait_until
+from devenv.prometheus import LocalPrometheus
 
 
 @dataclass

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.bento import BentoServer, metric_value
-from harness.nginx import NginxProcess, run_nginx
-from harness.processes import ManagedProcess, free_port, port_is_open, wait_until
-from harness.traffic import (
+from devenv.bento import BentoServer, metric_value
+from devenv.nginx import NginxProcess, run_nginx
+from devenv.processes import ManagedProcess, free_port, port_is_open, wait_until
+from devenv.traffic import (
     ScenarioSwitch,
     TrafficDriver,
     TrafficPlan,
@@ -32,8 +32,8 @@ from harness.traffic import (
 from rollforward.routers.nginx_config import NginxRouterConfig, RoutedVariant, render_nginx_config
 
 TESTS = Path(__file__).resolve().parents[1]
-ECHO_SERVER = TESTS / "harness" / "echo_server.py"
-PYTHONPATH = [str(TESTS.parent / p) for p in ("operator", "bentos", "tests")]
+ECHO_SERVER = TESTS / "fixtures" / "echo_server.py"
+PYTHONPATH = [str(TESTS.parent / p) for p in ("operator", "bentos", "hack")]
 
 
 def router_config(port: int, backends: dict[str, int], challenger_weight: int) -> str:
@@ -193,9 +193,9 @@ def test_the_command_line_drives_and_checks_stickiness(
     log = tmp_path / "traffic.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
     url = f"http://127.0.0.1:{port}"
-    drive = [sys.executable, "-m", "harness.traffic", "drive", "--url", url, "--log", str(log),
+    drive = [sys.executable, "-m", "devenv.traffic", "drive", "--url", url, "--log", str(log),
              "--rate", "50", "--max-requests", "40", "--users", "10"]  # fmt: skip
-    sticky = [sys.executable, "-m", "harness.traffic", "sticky", "--log", str(log)]
+    sticky = [sys.executable, "-m", "devenv.traffic", "sticky", "--log", str(log)]
 
     driven = subprocess.run(drive, env=env, capture_output=True, text=True, timeout=120)
     checked = subprocess.run(sticky, env=env, capture_output=True, text=True, timeout=120)

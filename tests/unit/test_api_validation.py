@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from harness.api_cases import REPO, InvalidCase, example_manifest, invalid_cases
+from devenv.api_cases import REPO, InvalidCase, example_manifest, invalid_cases
 from rollforward.api import (
     BaselineKind,
     DriftStatistic,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cluster import REPO_ROOT
+from devenv.cluster import REPO_ROOT
 
 CUSTOMIZATION = REPO_ROOT / "gitops/argocd/resource_customizations/rollforward.io/ModelDeployment"
 HEALTH = CUSTOMIZATION / "health.lua"

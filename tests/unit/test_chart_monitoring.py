@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from harness.cluster import REPO_ROOT
+from devenv.cluster import REPO_ROOT
 from rollforward.metrics import OperatorMetrics
 from rollforward.serving import contract
 from rollforward.serving.metrics import MetricIdentity, ServingMetrics

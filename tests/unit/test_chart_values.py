@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cluster import REPO_ROOT
+from devenv.cluster import REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "rollforward"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api_cases import REPO
+from devenv.api_cases import REPO
 from rollforward.api.crd import CRD_FILE, custom_resource_definition, render_crd_yaml
 from rollforward.cli import main
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.api_cases import example_manifest
-from harness.demo import COMPRESSED_STEPS, FAULTY_RETRAIN, demo_manifest
-from harness.demo_report import StoryReport, bucketed_shares, write_report
-from harness.demo_timeline import key_figures, snapshot_of, timeline_line
-from harness.traffic import TrafficRecord
+from devenv.api_cases import example_manifest
+from devenv.demo import COMPRESSED_STEPS, FAULTY_RETRAIN, demo_manifest
+from devenv.demo_report import StoryReport, bucketed_shares, write_report
+from devenv.demo_timeline import key_figures, snapshot_of, timeline_line
+from devenv.traffic import TrafficRecord
 from rollforward.api.resource import ModelDeployment
 
 CHAMPION = "soom-upsell:abc"
@@ -54,7 +54,7 @@ def test_a_bad_candidate_story_retrains_with_the_faulty_entrypoint() -> None:
     container = manifest["spec"]["retraining"]["template"]["spec"]["containers"][0]
     assert container["command"] == FAULTY_RETRAIN
     [pythonpath] = [e["value"] for e in container["env"] if e["name"] == "PYTHONPATH"]
-    assert pythonpath.endswith("/tests")
+    assert pythonpath.endswith("/hack")
     assert any("503" in note for note in notes)
 
 

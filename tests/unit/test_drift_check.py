@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from harness.decision_inputs import T0, baseline_ratio, deployment, predictions
+from fixtures.decision_inputs import T0, baseline_ratio, deployment, predictions
 from rollforward.api import ConditionType, DriftVerdict, ModelDeploymentStatus
 from rollforward.conditions import find_condition
 from rollforward.drift.check import (

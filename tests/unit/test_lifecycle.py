@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from harness.decision_inputs import (
+from fixtures.decision_inputs import (
     T0,
     analysis_inputs,
     deployment,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.nginx_split_clients import assigned_variant, bucket_bounds, murmur_hash2
+from devenv.nginx_split_clients import assigned_variant, bucket_bounds, murmur_hash2
 from rollforward.routers.nginx_config import (
     DEFAULT_SERVED_BY_HEADER,
     NginxRouterConfig,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.nginx_localize import (
+from devenv.nginx_localize import (
     UNREACHABLE,
     ServiceRef,
     localize_nginx_config,

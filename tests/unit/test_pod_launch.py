@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.pod_launch import (
+from devenv.pod_launch import (
     LaunchError,
     Workload,
     expand_references,

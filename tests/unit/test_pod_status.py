@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.pod_status import ContainerState, Terminated, pod_phase, pod_status
+from devenv.pod_status import ContainerState, Terminated, pod_phase, pod_status
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 DONE = Terminated(exit_code=0, message='{"ok":true}', started_at=T0, finished_at=T1)

@@ -8,7 +8,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from harness.bento import metric_value, parse_metrics
+from devenv.bento import metric_value, parse_metrics
 from rollforward.serving import contract
 from rollforward.serving.contract import AnomalyKind
 from rollforward.serving.inputs import InputAnomaly

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.api_cases import example_manifest
+from devenv.api_cases import example_manifest
 from rollforward.api import (
     ConditionType,
     ModelDeployment,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.traffic import TrafficRecord, sticky_violations, variant_sequences, variant_shares
+from devenv.traffic import TrafficRecord, sticky_violations, variant_sequences, variant_shares
 
 
 def record(seq: int, user: str, variant: str | None) -> TrafficRecord:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from harness.processes import free_port
+from devenv.processes import free_port
 from rollforward.serving.contract import (
     BASELINE_RATIO,
     BENTOML_REQUEST_DURATION,

@@ -8,7 +8,7 @@ its own free ports and data directory. Nothing is shared between runs except tho
     with LocalCluster(tmp_dir) as cluster:
         cluster.kubectl("get", "nodes")
 
-`python -m harness.cluster up|down [--dir _out/cluster]` does the same for `make cluster-up`.
+`python -m devenv.cluster up|down [--dir _out/cluster]` does the same for `make cluster-up`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from harness.pki import ClusterPki, KeyPair, issue_certificate
-from harness.processes import (
+from devenv.pki import ClusterPki, KeyPair, issue_certificate
+from devenv.processes import (
     ManagedProcess,
     StartStop,
     free_port,
@@ -623,7 +623,7 @@ def cluster_down(state_dir: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devenv.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / "_out" / "cluster")
     parser.add_argument(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from harness.processes import ManagedProcess, wait_until
+from devenv.processes import ManagedProcess, wait_until
 
 NGINX_BINARY = Path("/usr/sbin/nginx")
 CONFIG_NAME = "nginx.conf"

@@ -3,17 +3,17 @@
 kwok only pretends pods run. For the whole loop (real serving, real traffic, real retraining)
 something must run them, so this runner registers a Node of its own (`local-runner`, which kwok
 does not manage: kwok only takes nodes carrying its annotation) and runs the containers of every
-pod the scheduler binds to that node as local processes (see `harness.pod_launch`):
+pod the scheduler binds to that node as local processes (see `devenv.pod_launch`):
 - a `bentoml serve` container serves on a free loopback port with a private BENTOML_HOME that
   shares the demo's store, and is scraped by Prometheus with the pod's labels;
 - an nginx container runs Debian's nginx on the nginx.conf its ConfigMap holds, with Service
-  names resolved to the local addresses of the Service's ready pods (`harness.nginx_localize`),
+  names resolved to the local addresses of the Service's ready pods (`devenv.nginx_localize`),
   re-resolved and reloaded when they change, as kube-proxy would re-route;
 - any other command (a retraining Job's pod) runs to completion; its exit code and termination
   message go back to the pod's status, so the Job controller and the operator see a real result;
 - a deleted pod's processes are stopped, then the pod is removed, as a kubelet finalizes it;
 - every Service with a selector gets a stable local address (`service_address`), as a ClusterIP,
-  forwarding each connection to a ready pod (`harness.service_proxy`), so a client such as the
+  forwarding each connection to a ready pod (`devenv.service_proxy`), so a client such as the
   traffic driver keeps working while the operator replaces the pods behind it.
 
 Why a node rather than labels: the binding of a pod to a node (`spec.nodeName`) is the real
@@ -30,7 +30,7 @@ limits, image pulls (the image is ignored; commands run in the project's venv).
         runner.service_address("ns", "upsell-router")   # "127.0.0.1:41234", stable
         runner.service_addresses("ns", "svc")   # the ready pods' own addresses, now
 
-`python -m harness.pod_runner --kubeconfig K --workdir D` runs it until SIGTERM, writing the
+`python -m devenv.pod_runner --kubeconfig K --workdir D` runs it until SIGTERM, writing the
 local addresses of pods and Services to D/endpoints.json (see `read_service_address`).
 """
 
@@ -52,11 +52,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.bento import server_home
-from harness.kube_api import KubeApi, KubeApiError
-from harness.nginx import NginxConfigError, NginxProcess, run_nginx
-from harness.nginx_localize import ServiceRef, localize_nginx_config
-from harness.pod_launch import (
+from devenv.bento import server_home
+from devenv.kube_api import KubeApi, KubeApiError
+from devenv.nginx import NginxConfigError, NginxProcess, run_nginx
+from devenv.nginx_localize import ServiceRef, localize_nginx_config
+from devenv.pod_launch import (
     LOCAL_HOST,
     ContainerLaunch,
     LaunchError,
@@ -68,9 +68,9 @@ from harness.pod_launch import (
     scrape_port,
     scrape_target_labels,
 )
-from harness.pod_status import ContainerState, Terminated, pod_status, timestamp
-from harness.processes import ManagedProcess, StartStop, free_port, wait_until
-from harness.service_proxy import ServicePort, ServiceProxies
+from devenv.pod_status import ContainerState, Terminated, pod_status, timestamp
+from devenv.processes import ManagedProcess, StartStop, free_port, wait_until
+from devenv.service_proxy import ServicePort, ServiceProxies
 from rollforward.serving.contract import TERMINATION_MESSAGE_LIMIT_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +95,7 @@ Manifest = dict[str, Any]
 
 
 class ScrapeTargets(Protocol):
-    """Where pods are registered for scraping (`harness.prometheus.LocalPrometheus`)."""
+    """Where pods are registered for scraping (`devenv.prometheus.LocalPrometheus`)."""
 
     def add_target(
         self, job: str, address: str, labels: Mapping[str, str] | None = None
@@ -904,7 +904,7 @@ def _until_signalled() -> Iterator[threading.Event]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.pod_runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devenv.pod_runner", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--node", default=RUNNER_NODE)
@@ -916,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir: Path = args.workdir.resolve()
     targets: ScrapeTargets | None = None
     if args.prometheus_dir is not None:
-        from harness.prometheus import LocalPrometheus
+        from devenv.prometheus import LocalPrometheus
 
         targets = LocalPrometheus(args.prometheus_dir.resolve())
     api = KubeApi(args.kubeconfig, workdir / "credentials")

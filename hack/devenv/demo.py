@@ -1,4 +1,4 @@
-"""The whole loop on one machine: `make demo` (`python -m harness.demo`).
+"""The whole loop on one machine: `make demo` (`python -m devenv.demo`).
 
 A local control plane whose pods really run (the pod runner), a real Prometheus, the real
 operator (namespace-scoped, under the chart's RBAC), bento v1 trained and built into a local
@@ -11,7 +11,7 @@ Everything is torn down at the end, whatever happens.
 The end-to-end tests reuse the same pieces: `DemoEnvironment` (every process), `demo_manifest`
 (the compressed example) and `run_story` (traffic, drift injection, following the loop).
 
-    PYTHONPATH=operator:tests:bentos python -m harness.demo [--bad-candidate] [--report DIR]
+    PYTHONPATH=operator:hack:bentos python -m devenv.demo [--bad-candidate] [--report DIR]
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from harness.api_cases import example_manifest
-from harness.bento import REPO_ROOT, build_soom_bento
-from harness.cluster import LocalCluster
-from harness.demo_report import StoryReport, write_report
-from harness.demo_timeline import KeyFigures, Snapshot, key_figures, snapshot_of, timeline_line
-from harness.kube_api import KubeApi, KubeApiError
-from harness.operator import OperatorProcess, grant_operator_rbac
-from harness.pod_runner import PodRunner
-from harness.prometheus import LocalPrometheus
-from harness.traffic import TrafficDriver, TrafficPlan, TrafficRecord, read_log
+from devenv.api_cases import example_manifest
+from devenv.bento import REPO_ROOT, build_soom_bento
+from devenv.cluster import LocalCluster
+from devenv.demo_report import StoryReport, write_report
+from devenv.demo_timeline import KeyFigures, Snapshot, key_figures, snapshot_of, timeline_line
+from devenv.kube_api import KubeApi, KubeApiError
+from devenv.operator import OperatorProcess, grant_operator_rbac
+from devenv.pod_runner import PodRunner
+from devenv.prometheus import LocalPrometheus
+from devenv.traffic import TrafficDriver, TrafficPlan, TrafficRecord, read_log
 from rollforward.naming import router_name
 
 CRDS_DIR = REPO_ROOT / "crds"
@@ -59,7 +59,7 @@ COMPRESSED_DRIFT = {
 }
 COMPRESSED_STEPS = [{"weight": 25, "pause": "40s"}, {"weight": 50, "pause": "20s"}]
 COMPRESSED_MIN_REQUESTS = 20
-FAULTY_RETRAIN = ["python", "-m", "harness.faulty_retrain", "--scenario", "concept-drift"]
+FAULTY_RETRAIN = ["python", "-m", "devenv.faulty_retrain", "--scenario", "concept-drift"]
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def demo_manifest(
     replica; the example's challenger is dropped (its bento is not built here), so the
     champion takes 100%; the Prometheus URL; drift, cooldown, canary pauses compressed from
     minutes to seconds. With `bad_candidate`, the retraining command builds a candidate that
-    answers 503 to half its requests (`harness.faulty_retrain`), and the cooldown is long so
+    answers 503 to half its requests (`devenv.faulty_retrain`), and the cooldown is long so
     that the rolled-back champion stays put.
     """
     manifest = copy.deepcopy(example)
@@ -167,10 +167,10 @@ def demo_manifest(
     if bad_candidate:
         container = retraining["template"]["spec"]["containers"][0]
         container["command"] = FAULTY_RETRAIN
-        pythonpath = ":".join(str(REPO_ROOT / p) for p in ("operator", "bentos", "tests"))
+        pythonpath = ":".join(str(REPO_ROOT / p) for p in ("operator", "bentos", "hack"))
         container["env"] = [{"name": "PYTHONPATH", "value": pythonpath}]
         notes.append(
-            "retraining command -> harness.faulty_retrain: a real retrain whose bento answers "
+            "retraining command -> devenv.faulty_retrain: a real retrain whose bento answers "
             "503 to half of its requests (a deliberately bad candidate)"
         )
     rollout = spec["rollout"]
@@ -453,7 +453,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devenv.demo", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "_out" / "demo")
     parser.add_argument("--report", type=Path, default=REPO_ROOT / "demo-report")
     parser.add_argument("--rate", type=float, default=25.0)

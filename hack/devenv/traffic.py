@@ -14,9 +14,9 @@ status, the variant the router says served it (`X-Rollforward-Variant`) and what
 answered (label, version). `sticky_violations` reads such a log back and finds users who went
 from a challenger back to the champion.
 
-    python -m harness.traffic drive --url http://127.0.0.1:8080 --rate 20 --duration 60 \\
+    python -m devenv.traffic drive --url http://127.0.0.1:8080 --rate 20 --duration 60 \\
         --switch-at 30 --log traffic.jsonl
-    python -m harness.traffic sticky --log traffic.jsonl --champion champion
+    python -m devenv.traffic sticky --log traffic.jsonl --champion champion
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from harness.pod_runner import read_service_address
+from devenv.pod_runner import read_service_address
 from rollforward.routers.nginx_config import DEFAULT_SERVED_BY_HEADER
 from rollforward.serving.contract import PREDICT_PATH
 from upsell.generator import SoomStream, generate
@@ -355,7 +355,7 @@ def _sticky(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.traffic",
+        prog="python -m devenv.traffic",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument(
         "--service",
         metavar="NAMESPACE/NAME",
-        help="a Service's stable address, as published by `python -m harness.pod_runner`",
+        help="a Service's stable address, as published by `python -m devenv.pod_runner`",
     )
     drive.add_argument("--runner-workdir", type=Path, help="the pod runner's --workdir")
     drive.add_argument("--log", type=Path, required=True, help="JSONL log to append to")

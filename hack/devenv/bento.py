@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.processes import ManagedProcess, free_port
+from devenv.processes import ManagedProcess, free_port
 from rollforward.serving.contract import READINESS_PATH, RetrainingResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

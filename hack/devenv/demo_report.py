@@ -18,8 +18,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from harness.demo_timeline import KeyFigures, Snapshot, timeline_line
-from harness.traffic import TrafficRecord
+from devenv.demo_timeline import KeyFigures, Snapshot, timeline_line
+from devenv.traffic import TrafficRecord
 
 BUCKET_SECONDS = 5.0
 

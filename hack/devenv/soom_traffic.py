@@ -1,7 +1,7 @@
 """A small in-process traffic source for one bento: Soom records at a steady rate, in a thread.
 
 The integration tests of drift detection use it to drive a real `bentoml serve` directly
-(no router); the end-to-end tests use harness.traffic through the router instead.
+(no router); the end-to-end tests use devenv.traffic through the router instead.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from harness.bento import BentoServer
+from devenv.bento import BentoServer
 from upsell.generator import GeneratorConfig, SoomStream
 
 

@@ -1,7 +1,7 @@
 """ModelDeployments and retraining results for the roll-forward tests on kwok.
 
 A retraining Job's pod on kwok terminates with the message its template carries (see
-harness/kwok/stages.yaml), so these manifests put a RetrainingResult there.
+devenv/kwok/stages.yaml), so these manifests put a RetrainingResult there.
 """
 
 from __future__ import annotations

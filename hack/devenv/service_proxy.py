@@ -17,7 +17,7 @@ import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from harness.nginx_localize import ServiceRef
+from devenv.nginx_localize import ServiceRef
 
 ServicePort = tuple[ServiceRef, int]
 EndpointTable = Mapping[ServicePort, Sequence[str]]

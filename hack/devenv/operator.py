@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from harness.cluster import REPO_ROOT, LocalCluster
-from harness.processes import ManagedProcess, free_port, wait_until
+from devenv.cluster import REPO_ROOT, LocalCluster
+from devenv.processes import ManagedProcess, free_port, wait_until
 
 RBAC_RULES = REPO_ROOT / "charts" / "rollforward" / "files" / "rbac-rules.yaml"
 OPERATOR_NAMESPACE = "rollforward-system"

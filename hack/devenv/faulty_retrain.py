@@ -1,5 +1,5 @@
 """A retraining entrypoint that builds a deliberately broken candidate, for the bad-candidate
-end-to-end test and `python -m harness.demo --bad-candidate`.
+end-to-end test and `python -m devenv.demo --bad-candidate`.
 
 It trains the Soom model exactly as `upsell.retrain` does (same data, same training code, a
 real bento in the store), then marks the saved model with the service's fault-injection key
@@ -8,7 +8,7 @@ requests. Its predictions are as good as a real retrain's: only the error rate i
 the canary analysis must catch. It reports an accepted RetrainingResult through the
 termination message, like the real entrypoint.
 
-    python -m harness.faulty_retrain --scenario concept-drift --fault-5xx-ratio 0.5
+    python -m devenv.faulty_retrain --scenario concept-drift --fault-5xx-ratio 0.5
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from upsell.training import TrainingOptions, train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.faulty_retrain", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devenv.faulty_retrain", description=__doc__)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="concept-drift")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=int, default=20_000)

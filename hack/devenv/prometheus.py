@@ -5,7 +5,7 @@ which Prometheus watches, so adding a target needs no reload. The data directory
 `stop()`/`start()`, and the port stays the same, because tests stop Prometheus mid-run to see
 how the operator copes and then bring it back with its history.
 
-`python -m harness.prometheus up|down [--dir _out/prometheus]` serves `make prometheus-up`.
+`python -m devenv.prometheus up|down [--dir _out/prometheus]` serves `make prometheus-up`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from harness.processes import (
+from devenv.processes import (
     ManagedProcess,
     StartStop,
     free_port,
@@ -254,7 +254,7 @@ def prometheus_down(state_dir: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.prometheus", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devenv.prometheus", description=__doc__)
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / "_out" / "prometheus")
     args = parser.parse_args(argv)
