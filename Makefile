@@ -19,10 +19,11 @@ $(VENV)/.synced: pyproject.toml uv.lock hack/setup-python.sh
 system-deps: ## install Debian's prometheus, nginx and lua (as root, only when missing)
 	bash hack/system-deps.sh
 
-lint: setup ## ruff and mypy, both clean
+lint: setup ## ruff, mypy and the import contracts (.importlinter), all clean
 	$(VENV)/bin/ruff check operator tests bentos bench hack/devenv
 	$(VENV)/bin/ruff format --check operator tests bentos bench hack/devenv
 	$(VENV)/bin/mypy operator/rollforward tests bentos bench hack/devenv
+	PYTHONPATH=operator $(VENV)/bin/lint-imports --no-cache
 
 crds: setup ## regenerate crds/ from the API types
 	$(VENV)/bin/rollforward crd --output crds/modeldeployments.rollforward.io.yaml

@@ -22,8 +22,8 @@ from rollforward.api import (
     ModelDeployment,
 )
 from rollforward.drift.statistics import BaselineProportions, DriftCriteria, evaluate_drift
+from rollforward.measurements import QueryResult, Sample, escape_label_value
 from rollforward.naming import CANDIDATE_VARIANT
-from rollforward.prometheus import QueryResult, Sample, escape_label_value
 from rollforward.serving.contract import (
     BASELINE_RATIO,
     BENTOML_REQUEST_DURATION,

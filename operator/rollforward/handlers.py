@@ -27,7 +27,7 @@ from rollforward.api import GROUP, PLURAL, VERSION
 from rollforward.kube import KubeAdapter
 from rollforward.metrics import OperatorMetrics
 from rollforward.naming import LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY
-from rollforward.prometheus import MetricsSource
+from rollforward.ports import MetricsSource
 from rollforward.reconcile import ReconcileResult, reconcile
 from rollforward.settings import OperatorSettings
 

@@ -19,43 +19,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from rollforward.measurements import QueryResult, Sample, escape_label_value
 from rollforward.metrics import OperatorMetrics
-
-
-@dataclass(frozen=True)
-class Sample:
-    labels: dict[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The samples of an instant query, or why there are none."""
-
-    samples: tuple[Sample, ...] = ()
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class MetricsSource(Protocol):
-    def query(self, url: str, promql: str, at: datetime) -> QueryResult:
-        """Evaluate `promql` at `at` on the Prometheus at `url`."""
-        ...
-
-
-def escape_label_value(value: str) -> str:
-    """Escape a value for a PromQL string literal, so a resource name cannot inject a query."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+from rollforward.ports import MetricsSource
 
 
 def _parse(raw: Any) -> tuple[Sample, ...]:
@@ -145,3 +118,6 @@ class PrometheusSource:
         if self.metrics is not None:
             self.metrics.prometheus_queries.labels(result=result).inc()
             self.metrics.prometheus_query_seconds.observe(time.monotonic() - started)
+
+
+__all__ = ["MetricsSource", "PrometheusSource", "QueryResult", "Sample", "escape_label_value"]

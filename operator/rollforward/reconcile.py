@@ -36,11 +36,11 @@ from rollforward.drift.check import (
     reference_query,
 )
 from rollforward.events import Event
-from rollforward.kube import KubeAdapter
 from rollforward.lifecycle import LifecycleInputs, analysis_due, step_window_seconds
+from rollforward.measurements import QueryResult
 from rollforward.naming import CANDIDATE_VARIANT, variant_name
 from rollforward.observed import Observed, deployment_health
-from rollforward.prometheus import MetricsSource, QueryResult
+from rollforward.ports import Cluster, MetricsSource
 from rollforward.serving_plan import MANAGED_KINDS
 from rollforward.settings import OperatorSettings
 
@@ -113,7 +113,7 @@ def gather_reference(
 def gather_lifecycle(
     deployment: ModelDeployment,
     observed: Observed,
-    kube: KubeAdapter,
+    kube: Cluster,
     source: MetricsSource,
     settings: OperatorSettings,
     now: datetime,
@@ -170,7 +170,7 @@ def gather_analysis(
 
 def gather(
     deployment: ModelDeployment,
-    kube: KubeAdapter,
+    kube: Cluster,
     source: MetricsSource,
     settings: OperatorSettings,
     now: datetime,
@@ -186,7 +186,7 @@ def gather(
 
 def reconcile(
     body: dict[str, Any],
-    kube: KubeAdapter,
+    kube: Cluster,
     source: MetricsSource,
     settings: OperatorSettings,
     now: Clock,
@@ -218,7 +218,7 @@ def reconcile(
 
 
 def _report_invalid(
-    body: dict[str, Any], error: ValidationError, kube: KubeAdapter, now: datetime
+    body: dict[str, Any], error: ValidationError, kube: Cluster, now: datetime
 ) -> ReconcileResult:
     """The API server validates first, so this is rare (an older CRD, say). Say which field."""
     message = "; ".join(validation_messages(error))[:1024]

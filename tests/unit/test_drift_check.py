@@ -17,7 +17,7 @@ from rollforward.drift.check import (
     drift_queries,
     run_check,
 )
-from rollforward.prometheus import QueryResult, Sample
+from rollforward.measurements import QueryResult, Sample
 
 BASELINE = baseline_ratio("upsell:v1", {"upgrade": 0.3, "stay": 0.7})
 

@@ -38,7 +38,7 @@ from rollforward.drift.statistics import (
 )
 from rollforward.drift.statistics import DriftReport as StatisticsReport
 from rollforward.events import Event
-from rollforward.prometheus import QueryResult, Sample
+from rollforward.measurements import QueryResult, Sample
 from rollforward.serving.contract import BASELINE_RATIO, PREDICTIONS_TOTAL
 from rollforward.variants import champion_version
 

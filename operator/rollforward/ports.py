@@ -1,0 +1,49 @@
+"""The two external systems a reconcile talks to, as small Protocols. Pure.
+
+The adapters (rollforward.kube, rollforward.prometheus) implement them against the real
+API server and Prometheus; unit tests pass in-memory fakes (tests/fixtures/fakes.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from rollforward.api import ModelDeployment
+from rollforward.events import Event
+from rollforward.measurements import QueryResult
+from rollforward.observed import Manifest, Observed
+
+
+class MetricsSource(Protocol):
+    def query(self, url: str, promql: str, at: datetime) -> QueryResult:
+        """Evaluate `promql` at `at` on the Prometheus at `url`."""
+        ...
+
+
+class Cluster(Protocol):
+    """The Kubernetes reads and writes of one reconcile."""
+
+    def observe(self, deployment: ModelDeployment, kinds: tuple[str, ...]) -> Observed:
+        """The children of `deployment` of these kinds."""
+        ...
+
+    def retraining_pods(self, namespace: str, owner: str) -> dict[str, Manifest]:
+        """The newest pod of each retraining Job, by Job name."""
+        ...
+
+    def apply(self, manifest: Manifest) -> None:
+        """Create or update a child (server-side apply)."""
+        ...
+
+    def delete(self, namespace: str, kind: str, name: str) -> None:
+        """Delete a child; a missing child is not an error."""
+        ...
+
+    def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
+        """Merge-patch the status subresource."""
+        ...
+
+    def post_event(self, deployment: ModelDeployment, event: Event) -> None:
+        """Emit a Kubernetes Event on the resource; never fails the reconcile."""
+        ...
