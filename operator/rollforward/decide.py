@@ -1,8 +1,8 @@
-"""Decide: from (resource, observed children, metrics, now) to what to write. Pure.
+"""Decide: from (resource, what gather fetched, now) to what to write. Pure.
 
 The order matters and is the same every time: the drift check moves the drift status,
-the roll-forward state machine moves its progress on that status, and the serving plan
-turns the result into children and the summary conditions.
+the roll-forward state machine moves its progress on that status, the serving plan turns
+the result into children, and the summary computes every condition and the phase, once.
 """
 
 from __future__ import annotations
@@ -10,45 +10,87 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rollforward.api import ModelDeployment
-from rollforward.drift.check import DriftInputs, apply_check, run_check
+from rollforward.analysis import AnalysisInputs
+from rollforward.api import ModelDeployment, ModelDeploymentStatus
+from rollforward.drift.check import (
+    DriftInputs,
+    check_events,
+    record_check,
+    reference_counts,
+    run_check,
+)
 from rollforward.events import Event
-from rollforward.lifecycle import LifecycleInputs, advance
-from rollforward.observed import ChildKey, Observed
-from rollforward.serving_plan import ServingPlan, plan_serving
+from rollforward.lifecycle import LifecycleInputs
+from rollforward.lifecycle import step as lifecycle_step
+from rollforward.measurements import QueryResult
+from rollforward.naming import CANDIDATE_VARIANT, variant_name
+from rollforward.observed import ChildKey, Manifest, Observed, deployment_health
+from rollforward.serving_plan import ServingPlan, plan_children
 from rollforward.settings import OperatorSettings
+from rollforward.summary import Facts, summarize
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything gather read for one reconcile."""
+    """Everything gather read for one reconcile (what rollforward.fetch asked for)."""
 
     observed: Observed
+    job_pods: dict[str, Manifest] = field(default_factory=dict)
+    """The pod of each retraining Job, by Job name."""
     drift: DriftInputs | None = None
     """Set when a drift check is due this reconcile."""
-    reference_counts: dict[str, dict[str, float]] | None = None
+    reference: QueryResult | None = None
     """The reference window's counts, when they were measured this reconcile."""
-    lifecycle: LifecycleInputs = field(default_factory=LifecycleInputs)
+    analysis: AnalysisInputs | None = None
+    """The canary step's measurements, when its analysis is due."""
+
+
+def lifecycle_inputs(deployment: ModelDeployment, snapshot: Snapshot) -> LifecycleInputs:
+    """Jobs, their pods, the candidate and the champion, read from the snapshot."""
+    observed, name = snapshot.observed, deployment.metadata.name
+    jobs = {child: body for (kind, child), body in observed.children.items() if kind == "Job"}
+    candidate = observed.get("Deployment", variant_name(name, CANDIDATE_VARIANT))
+    champion = deployment.spec.champion().name
+    return LifecycleInputs(
+        jobs=jobs,
+        job_pods=snapshot.job_pods,
+        candidate=deployment_health(candidate),
+        champion_deployment=observed.get("Deployment", variant_name(name, champion)),
+        analysis=snapshot.analysis,
+    )
+
+
+def _with_reference(
+    deployment: ModelDeployment, reference: QueryResult | None
+) -> ModelDeploymentStatus:
+    if reference is None or not reference.ok:
+        return deployment.status
+    counts = reference_counts(deployment, reference)
+    return (
+        deployment.status.model_copy(update={"reference_counts": counts})
+        if counts
+        else deployment.status
+    )
 
 
 def decide(
     deployment: ModelDeployment, snapshot: Snapshot, settings: OperatorSettings, now: datetime
 ) -> ServingPlan:
-    status = deployment.status
+    status = _with_reference(deployment, snapshot.reference)
     events: list[Event] = []
-    if snapshot.reference_counts is not None:
-        status = status.model_copy(update={"reference_counts": snapshot.reference_counts})
+    check = None
     if snapshot.drift is not None:
         check = run_check(deployment.model_copy(update={"status": status}), snapshot.drift)
-        status, drift_events = apply_check(deployment, status, check, now)
-        events += drift_events
-    progress = advance(deployment.model_copy(update={"status": status}), snapshot.lifecycle, now)
-    events += progress.events
-    plan = plan_serving(deployment, snapshot.observed, settings, now, progress.status)
-    deletes: list[ChildKey] = [*plan.delete, *(("Job", name) for name in progress.delete_jobs)]
+        events += check_events(status, check)
+        status = record_check(status, check)
+    view = deployment.model_copy(update={"status": status})
+    progress = lifecycle_step(view, lifecycle_inputs(view, snapshot), now)
+    children = plan_children(deployment, snapshot.observed, settings, progress.status)
+    facts = Facts(drift=check, promoted=progress.promoted, serving=children.facts)
+    deletes: list[ChildKey] = [*children.delete, *(("Job", job) for job in progress.delete_jobs)]
     return ServingPlan(
-        apply=[*plan.apply, *progress.jobs],
+        apply=[*children.apply, *progress.jobs],
         delete=deletes,
-        events=events + plan.events,
-        status=plan.status,
+        events=[*events, *progress.events, *children.events],
+        status=summarize(deployment, children.status, facts, now),
     )

@@ -7,48 +7,33 @@ writes children first and status last, once, and only what changed.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from rollforward.analysis import AnalysisInputs, analysis_queries, custom_query
+from rollforward.analysis import AnalysisInputs
 from rollforward.api import (
-    ConditionType,
     ModelDeployment,
     ModelDeploymentStatus,
-    Reason,
-    VariantRole,
     parse_model_deployment,
     validation_messages,
 )
-from rollforward.conditions import set_condition
 from rollforward.decide import Snapshot, decide
-from rollforward.drift.check import (
-    DriftInputs,
-    check_is_due,
-    check_tick,
-    drift_queries,
-    reference_counts,
-    reference_query,
-)
+from rollforward.drift.check import DriftInputs
 from rollforward.events import Event
-from rollforward.lifecycle import LifecycleInputs, analysis_due, step_window_seconds
+from rollforward.fetch import FetchPlan, plan_fetch
 from rollforward.measurements import QueryResult
-from rollforward.naming import CANDIDATE_VARIANT, variant_name
-from rollforward.observed import Observed, deployment_health
 from rollforward.ports import Cluster, MetricsSource
-from rollforward.serving_plan import MANAGED_KINDS
 from rollforward.settings import OperatorSettings
+from rollforward.summary import invalid_spec
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-ANALYSIS_TICK_SECONDS = 5
-"""Canary measurements are evaluated at times aligned to this, so canaries share queries."""
+NO_PROMETHEUS = "no Prometheus configured (spec.monitoring.prometheusUrl)"
 
 
 @dataclass(frozen=True)
@@ -71,100 +56,45 @@ def dump_status(status: ModelDeploymentStatus) -> dict[str, Any]:
     return dumped
 
 
-def prometheus_url(deployment: ModelDeployment, settings: OperatorSettings) -> str | None:
-    return deployment.spec.monitoring.prometheus_url or settings.prometheus_url
+def _query(source: MetricsSource, url: str | None, promql: str, at: datetime) -> QueryResult:
+    if url is None:
+        return QueryResult(error=NO_PROMETHEUS)
+    return source.query(url, promql, at)
+
+
+def fetch_drift(plan: FetchPlan, source: MetricsSource) -> DriftInputs | None:
+    if plan.drift is None:
+        return None
+    url, tick, queries = plan.prometheus_url, plan.drift.tick, plan.drift.queries
+    if url is None:
+        missing = QueryResult(error=NO_PROMETHEUS)
+        return DriftInputs(tick, missing, None, prometheus_configured=False)
+    baseline = source.query(url, queries.baseline, tick) if queries.baseline else None
+    return DriftInputs(tick, source.query(url, queries.current, tick), baseline)
 
 
 def gather_drift(
     deployment: ModelDeployment, source: MetricsSource, settings: OperatorSettings, now: datetime
 ) -> DriftInputs | None:
     """Run (or reuse, within this tick) the batched drift queries, if a check is due."""
-    if not check_is_due(deployment, now):
-        return None
-    tick = check_tick(deployment, now)
-    url = prometheus_url(deployment, settings)
-    if url is None:
-        missing = QueryResult(error="no Prometheus configured (spec.monitoring.prometheusUrl)")
-        return DriftInputs(tick=tick, current=missing, baseline=None)
-    queries = drift_queries(deployment)
-    current = source.query(url, queries.current, tick)
-    baseline = source.query(url, queries.baseline, tick) if queries.baseline else None
-    return DriftInputs(tick=tick, current=current, baseline=baseline)
+    return fetch_drift(plan_fetch(deployment, settings, now), source)
 
 
-def gather_reference(
-    deployment: ModelDeployment, source: MetricsSource, settings: OperatorSettings, now: datetime
-) -> dict[str, dict[str, float]] | None:
-    """The reference window's counts, once, as soon as the window after promotion closed."""
-    wanted = reference_query(deployment)
-    url = prometheus_url(deployment, settings)
-    if wanted is None or url is None or deployment.status.reference_counts is not None:
-        return None
-    query, at = wanted
-    if at > now:
-        return None
-    result = source.query(url, query, at)
-    if not result.ok:
-        return None
-    counts = reference_counts(deployment, result)
-    return counts or None
-
-
-def gather_lifecycle(
-    deployment: ModelDeployment,
-    observed: Observed,
-    kube: Cluster,
-    source: MetricsSource,
-    settings: OperatorSettings,
-    now: datetime,
-) -> LifecycleInputs:
-    """Jobs, their pods, the candidate, and the canary's measurements when they are due."""
-    name = deployment.metadata.name
-    jobs = {child: body for (kind, child), body in observed.children.items() if kind == "Job"}
-    current = deployment.status.retraining
-    pods = (
-        kube.retraining_pods(deployment.metadata.namespace, name)
-        if current is not None and current.job_name in jobs
-        else {}
-    )
-    champion = next(v.name for v in deployment.spec.variants if v.role is VariantRole.CHAMPION)
-    return LifecycleInputs(
-        jobs=jobs,
-        job_pods=pods,
-        candidate=deployment_health(
-            observed.get("Deployment", variant_name(name, CANDIDATE_VARIANT))
-        ),
-        champion_deployment=observed.get("Deployment", variant_name(name, champion)),
-        analysis=gather_analysis(deployment, source, settings, now)
-        if analysis_due(deployment, now)
-        else None,
-    )
-
-
-def gather_analysis(
-    deployment: ModelDeployment, source: MetricsSource, settings: OperatorSettings, now: datetime
-) -> AnalysisInputs:
+def fetch_analysis(plan: FetchPlan, source: MetricsSource) -> AnalysisInputs | None:
     """The step's measurements: batched queries (shared per window and tick), plus the
     user's custom queries, which are this resource's own."""
-    url = prometheus_url(deployment, settings)
-    if url is None:
-        missing = QueryResult(error="no Prometheus configured (spec.monitoring.prometheusUrl)")
-        return AnalysisInputs(missing, missing, missing, missing, missing)
-    tick = datetime.fromtimestamp(
-        math.floor(now.timestamp() / ANALYSIS_TICK_SECONDS) * ANALYSIS_TICK_SECONDS, UTC
-    )
-    queries = analysis_queries(step_window_seconds(deployment))
-    custom = {
-        metric.name: source.query(url, custom_query(metric, deployment, CANDIDATE_VARIANT), tick)
-        for metric in deployment.spec.rollout.analysis.metrics
-    }
+    if plan.analysis is None:
+        return None
+    url, tick, queries = plan.prometheus_url, plan.analysis.tick, plan.analysis.queries
     return AnalysisInputs(
-        requests=source.query(url, queries.requests, tick),
-        errors=source.query(url, queries.errors, tick),
-        latency_p99=source.query(url, queries.latency_p99, tick),
-        predictions=source.query(url, queries.predictions, tick),
-        baseline=source.query(url, queries.baseline, tick),
-        custom=custom,
+        requests=_query(source, url, queries.requests, tick),
+        errors=_query(source, url, queries.errors, tick),
+        latency_p99=_query(source, url, queries.latency_p99, tick),
+        predictions=_query(source, url, queries.predictions, tick),
+        baseline=_query(source, url, queries.baseline, tick),
+        custom={
+            name: _query(source, url, query, tick) for name, query in plan.analysis.custom.items()
+        },
     )
 
 
@@ -175,12 +105,23 @@ def gather(
     settings: OperatorSettings,
     now: datetime,
 ) -> Snapshot:
-    observed = kube.observe(deployment, (*MANAGED_KINDS, "Job"))
+    """Fetch what `plan_fetch` names: no more, and no decision of its own."""
+    plan = plan_fetch(deployment, settings, now)
+    observed = kube.observe(deployment, plan.kinds)
+    pods = (
+        kube.retraining_pods(deployment.metadata.namespace, deployment.metadata.name)
+        if plan.job_pods_of and ("Job", plan.job_pods_of) in observed.children
+        else {}
+    )
+    reference = plan.reference
     return Snapshot(
         observed=observed,
-        drift=gather_drift(deployment, source, settings, now),
-        reference_counts=gather_reference(deployment, source, settings, now),
-        lifecycle=gather_lifecycle(deployment, observed, kube, source, settings, now),
+        job_pods=pods,
+        drift=fetch_drift(plan, source),
+        reference=_query(source, plan.prometheus_url, reference.query, reference.at)
+        if reference is not None
+        else None,
+        analysis=fetch_analysis(plan, source),
     )
 
 
@@ -224,16 +165,8 @@ def _report_invalid(
     message = "; ".join(validation_messages(error))[:1024]
     raw_status = body.get("status") or {}
     status = ModelDeploymentStatus.model_validate(raw_status)
-    conditions = set_condition(
-        status.conditions,
-        ConditionType.READY,
-        "False",
-        Reason.INVALID_SPEC,
-        message,
-        body["metadata"].get("generation", 0),
-        now,
-    )
-    new = dump_status(status.model_copy(update={"conditions": conditions}))
+    generation = body["metadata"].get("generation", 0)
+    new = dump_status(invalid_spec(status, message, generation, now))
     patch = status_patch(raw_status, new)
     if patch:
         kube.patch_status(

@@ -11,22 +11,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rollforward.api import (
-    ConditionType,
     ModelDeployment,
     ModelDeploymentStatus,
-    Phase,
     Reason,
     VariantStatus,
+    child_event_reason,
 )
 from rollforward.builders import Manifest, variant_deployment, variant_service
-from rollforward.conditions import set_condition
 from rollforward.events import Event
 from rollforward.naming import ANNOTATION_DESIRED_HASH, variant_name
 from rollforward.observed import ChildKey, Observed, deployment_health
 from rollforward.routers import router_for
 from rollforward.settings import OperatorSettings
-from rollforward.status_summary import lifecycle_phase
+from rollforward.summary import Facts, ServingFacts, summarize
 from rollforward.variants import (
+    ServedRole,
     ServedVariant,
     champion_version,
     served_variants,
@@ -62,22 +61,29 @@ def _change_event(desired: Manifest, existed: bool, split: str) -> Event:
     kind, name = _key(desired)
     verb = "Updated" if existed else "Created"
     detail = f" (split {split})" if kind in ("ConfigMap", "HTTPRoute") else ""
-    return Event("Normal", f"{verb}{kind}", f"{verb} {kind} {name}{detail}")
+    return Event("Normal", child_event_reason(verb, kind), f"{verb} {kind} {name}{detail}")
 
 
-def plan_serving(
+@dataclass(frozen=True)
+class Children:
+    """The serving children to write and delete, and what they say about serving."""
+
+    apply: list[Manifest]
+    delete: list[ChildKey]
+    events: list[Event]
+    facts: ServingFacts
+    status: ModelDeploymentStatus
+    """The serving part of status (variants, split, champion); conditions are the summary's."""
+
+
+def plan_children(
     deployment: ModelDeployment,
     observed: Observed,
     settings: OperatorSettings,
-    now: datetime,
-    status: ModelDeploymentStatus | None = None,
-) -> ServingPlan:
-    """The serving children to write and delete, and the status they lead to.
-
-    `status` is the status to build on (the drift and rollout decisions may already have
-    moved it on); it defaults to the one in the resource.
-    """
-    status = status if status is not None else deployment.status
+    status: ModelDeploymentStatus,
+) -> Children:
+    """The serving children to write and delete for `status` (which the drift and rollout
+    decisions may already have moved on)."""
     served = served_variants(deployment.spec, status)
     split = split_summary(served)
     router = router_for(deployment.spec.traffic.router)
@@ -96,13 +102,36 @@ def plan_serving(
     )
     events = [_change_event(d, observed.get(*_key(d)) is not None, split) for d in writes]
     events += [
-        Event("Normal", f"Deleted{kind}", f"Deleted {kind} {name}") for kind, name in deletes
+        Event("Normal", child_event_reason("Deleted", kind), f"Deleted {kind} {name}")
+        for kind, name in deletes
     ]
-
-    new_status = _serving_status(
-        deployment, status, served, observed, router_plan.blocked, bool(writes or deletes), now
+    ready, reason, message, up_to_date = _readiness(
+        deployment, served, observed, router_plan.blocked
     )
-    return ServingPlan(apply=writes, delete=deletes, events=events, status=new_status)
+    facts = ServingFacts(
+        ready=ready,
+        reason=reason,
+        message=message,
+        up_to_date=up_to_date,
+        blocked=router_plan.blocked is not None,
+        writing=bool(writes or deletes),
+    )
+    new_status = _serving_status(deployment, status, served, observed)
+    return Children(writes, deletes, events, facts, new_status)
+
+
+def plan_serving(
+    deployment: ModelDeployment,
+    observed: Observed,
+    settings: OperatorSettings,
+    now: datetime,
+    status: ModelDeploymentStatus | None = None,
+) -> ServingPlan:
+    """The serving children and the status they lead to, on their own (no drift check or
+    lifecycle step): `status` defaults to the one in the resource."""
+    children = plan_children(deployment, observed, settings, status or deployment.status)
+    summary = summarize(deployment, children.status, Facts(serving=children.facts), now)
+    return ServingPlan(children.apply, children.delete, children.events, summary)
 
 
 def _variant_statuses(
@@ -161,54 +190,16 @@ def _serving_status(
     status: ModelDeploymentStatus,
     served: list[ServedVariant],
     observed: Observed,
-    blocked: tuple[Reason, str] | None,
-    writing: bool,
-    now: datetime,
 ) -> ModelDeploymentStatus:
-    generation = deployment.metadata.generation or 0
-    ready, reason, message, up_to_date = _readiness(deployment, served, observed, blocked)
-    conditions = status.conditions
-    progressing = writing or not up_to_date
-    if status.rollout is None:
-        conditions = set_condition(
-            conditions,
-            ConditionType.PROGRESSING,
-            "True" if progressing else "False",
-            Reason.CHILDREN_UPDATING if progressing else Reason.RECONCILED,
-            "children are being created or rolled" if progressing else "children match the spec",
-            generation,
-            now,
-        )
-    conditions = set_condition(
-        conditions,
-        ConditionType.READY,
-        "True" if ready else "False",
-        reason,
-        message,
-        generation,
-        now,
+    others = [v for v in served if v.role in (ServedRole.CHALLENGER, ServedRole.CANDIDATE)]
+    return status.model_copy(
+        update={
+            # The committed champion: during a promotion its Deployment already runs the
+            # candidate, but the candidate is champion only once the promotion finishes.
+            "champion": champion_version(deployment.spec, status),
+            "champion_source": spec_source(deployment.spec.champion()),
+            "challenger": others[-1].version if others else "",
+            "split": split_summary(served),
+            "variants": _variant_statuses(deployment, served, observed),
+        }
     )
-    others = [v for v in served if v.role in ("challenger", "candidate")]
-    if ready:
-        phase = lifecycle_phase(status)
-    else:
-        never_ready = status.phase is Phase.PENDING and blocked is None
-        phase = Phase.PENDING if never_ready else Phase.DEGRADED
-    return replace_status(
-        status,
-        observed_generation=generation,
-        phase=phase,
-        conditions=conditions,
-        # The committed champion: during a promotion its Deployment already runs the
-        # candidate, but the candidate is champion only once the promotion finishes.
-        champion=champion_version(deployment.spec, status),
-        champion_source=spec_source(deployment.spec.champion()),
-        challenger=others[-1].version if others else "",
-        split=split_summary(served),
-        variants=_variant_statuses(deployment, served, observed),
-    )
-
-
-def replace_status(status: ModelDeploymentStatus, **changes: object) -> ModelDeploymentStatus:
-    """A copy of a (frozen) status with some fields changed."""
-    return status.model_copy(update=changes)

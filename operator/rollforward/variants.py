@@ -8,6 +8,7 @@ changes the champion's bento or image (a human override always wins).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from rollforward.api import (
     ModelDeploymentSpec,
@@ -20,13 +21,25 @@ from rollforward.api.spec import Resources
 from rollforward.naming import CANDIDATE_VARIANT
 
 
+class ServedRole(StrEnum):
+    """The role of a variant that runs: the spec's roles, and the operator's candidate."""
+
+    CHAMPION = VariantRole.CHAMPION.value
+    """Serves by default; promoted versions replace it."""
+    CHALLENGER = VariantRole.CHALLENGER.value
+    """An A/B variant with its own share of the traffic."""
+    SHADOW = VariantRole.SHADOW.value
+    """Receives a copy of the traffic; its answers are never returned."""
+    CANDIDATE = "candidate"
+    """A retrained version in its canary (named CANDIDATE_VARIANT)."""
+
+
 @dataclass(frozen=True)
 class ServedVariant:
     """One variant as it must run now."""
 
     name: str
-    role: str
-    """champion, challenger, shadow or candidate."""
+    role: ServedRole
     version: str
     """The bento tag (or image, for image-only variants) serving."""
     bento: str | None
@@ -53,7 +66,7 @@ def _from_spec(variant: Variant, version: str, weight: int) -> ServedVariant:
     is_bento = variant.bento is not None or version != (variant.image or "")
     return ServedVariant(
         name=variant.name,
-        role=variant.role.value,
+        role=ServedRole(variant.role.value),
         version=version,
         bento=version if is_bento else None,
         image=variant.image,
@@ -97,7 +110,7 @@ def served_variants(
         served.append(
             ServedVariant(
                 name=CANDIDATE_VARIANT,
-                role="candidate",
+                role=ServedRole.CANDIDATE,
                 version=rollout.candidate_version,
                 bento=rollout.candidate_version,
                 image=champion.image,
@@ -114,11 +127,11 @@ def served_variants(
 def _replicas_follow_weights(served: list[ServedVariant]) -> list[ServedVariant]:
     """Without a router, a Service spreads requests evenly over ready pods, so the replica
     ratio is the split. It is approximate: rounding, and readiness, move it."""
-    routed = [v for v in served if v.role != VariantRole.SHADOW.value]
+    routed = [v for v in served if v.role is not ServedRole.SHADOW]
     total = sum(v.replicas for v in routed)
     result = []
     for variant in served:
-        if variant.role == VariantRole.SHADOW.value:
+        if variant.role is ServedRole.SHADOW:
             result.append(variant)
             continue
         share = round(total * variant.weight / 100)
@@ -129,4 +142,4 @@ def _replicas_follow_weights(served: list[ServedVariant]) -> list[ServedVariant]
 
 def split_summary(served: list[ServedVariant]) -> str:
     """e.g. "champion=90 challenger=10": the printer column and Event text."""
-    return " ".join(f"{v.name}={v.weight}" for v in served if v.role != VariantRole.SHADOW.value)
+    return " ".join(f"{v.name}={v.weight}" for v in served if v.role is not ServedRole.SHADOW)

@@ -38,7 +38,7 @@ from rollforward.routers.nginx import NginxRouter
 from rollforward.routers.nginx_config import NginxRouterConfig, RoutedVariant, render_nginx_config
 from rollforward.serving.contract import RetrainingResult
 from rollforward.settings import OperatorSettings
-from rollforward.variants import ServedVariant
+from rollforward.variants import ServedRole, ServedVariant
 
 TESTS = Path(__file__).resolve().parents[1]
 ECHO_SERVER = TESTS / "fixtures" / "echo_server.py"
@@ -461,7 +461,7 @@ def operator_manifests(namespace: str, bento: str) -> tuple[ModelDeployment, lis
     manifest["metadata"].update(namespace=namespace, uid="00000000-0000-0000-0000-000000000000")
     deployment = ModelDeployment.model_validate(manifest)
     served = [
-        ServedVariant(name, role, bento, bento, None, 1, weight, None)
+        ServedVariant(name, ServedRole(role), bento, bento, None, 1, weight, None)
         for name, role, weight in (("champion", "champion", 90), ("challenger", "challenger", 10))
     ]
     settings = OperatorSettings()

@@ -18,7 +18,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     """lint-imports on the package under `tree`/operator with the contracts in `tree`."""
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(tree / ".importlinter")],
+        [str(LINT_IMPORTS), "--no-cache", str(tree / ".importlinter")],
         cwd=tree,
         env={"PYTHONPATH": str(tree / "operator"), "PATH": str(LINT_IMPORTS.parent)},
         capture_output=True,

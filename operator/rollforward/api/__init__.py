@@ -4,7 +4,7 @@ Importable without kopf or kubernetes, so bentos, the CLI and tests can use it.
 """
 
 from rollforward.api.base import Duration, format_duration, parse_duration
-from rollforward.api.reasons import ConditionType, Phase, Reason
+from rollforward.api.reasons import ConditionType, EventReason, Phase, Reason, child_event_reason
 from rollforward.api.resource import (
     API_VERSION,
     GROUP,
@@ -45,7 +45,9 @@ from rollforward.api.status import (
     DriftReport,
     DriftTracking,
     DriftVerdict,
+    HeldReason,
     HistoryEntry,
+    HistoryOutcome,
     JobPhase,
     LabelProportion,
     ModelDeploymentStatus,
@@ -78,7 +80,10 @@ __all__ = [
     "DriftTracking",
     "DriftVerdict",
     "Duration",
+    "EventReason",
+    "HeldReason",
     "HistoryEntry",
+    "HistoryOutcome",
     "JobPhase",
     "LabelProportion",
     "ModelDeployment",
@@ -99,6 +104,7 @@ __all__ = [
     "Variant",
     "VariantRole",
     "VariantStatus",
+    "child_event_reason",
     "duration_seconds",
     "field_path",
     "format_duration",

@@ -7,6 +7,7 @@ it has acted on in status.handledRequests, so a request is honoured exactly once
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 RETRAIN: Final = "rollforward.io/retrain"
@@ -24,3 +25,9 @@ ONE_SHOT_REQUESTS: Final = (RETRAIN, APPROVE, ROLLBACK)
 def request_key(annotation: str, value: str) -> str:
     """How a handled one-shot request is remembered in status.handledRequests."""
     return f"{annotation.removeprefix('rollforward.io/')}={value}"
+
+
+def is_paused(annotations: Mapping[str, str]) -> bool:
+    """Whether the PAUSED annotation pauses the resource. Its value is read case-blind, so
+    the operator and `kubectl rollforward` (which both call this) agree on "True"."""
+    return annotations.get(PAUSED, "").lower() == "true"

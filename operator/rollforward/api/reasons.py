@@ -108,3 +108,54 @@ class Phase(StrEnum):
     """The champion Deployment is rolling to the candidate's version."""
     ROLLED_BACK = "RolledBack"
     """The last candidate was rolled back; the champion serves."""
+
+
+class EventReason(StrEnum):
+    """The reason of each Kubernetes Event the operator posts on a ModelDeployment.
+
+    A failing drift check posts its MonitoringAvailable condition reason (PrometheusUnreachable,
+    NoData, TooFewSamples, NoPrometheusConfigured); children's Events are Created<Kind>,
+    Updated<Kind> and Deleted<Kind> (`child_event_reason`).
+    """
+
+    DRIFT_DETECTED = "DriftDetected"
+    """The champion became Drifted."""
+    DRIFT_RECOVERED = "DriftRecovered"
+    """The champion is no longer Drifted."""
+    MONITORING_AVAILABLE = "MonitoringAvailable"
+    """A drift check decided again after checks that could not."""
+    RETRAINING_STARTED = "RetrainingStarted"
+    """A trigger started the first attempt of a retraining Job."""
+    RETRAINING_RETRIED = "RetrainingRetried"
+    """A failed attempt's backoff passed: the next attempt's Job started."""
+    RETRAIN_LIMITED = "RetrainLimited"
+    """A trigger arrived during the cooldown or past the daily maximum."""
+    JOB_FAILED = "JobFailed"
+    """A retraining attempt failed (will retry) or the last one did (gave up)."""
+    CANDIDATE_ACCEPTED = "CandidateAccepted"
+    """The Job's candidate passed the acceptance gate; the canary starts."""
+    CANDIDATE_REJECTED = "CandidateRejected"
+    """The Job's candidate failed the acceptance gate."""
+    CANDIDATE_READY = "CandidateReady"
+    """The candidate's Deployment serves; the first step's clock starts."""
+    ANALYSIS_RESTARTED = "AnalysisRestarted"
+    """spec.rollout changed mid-canary: the analysis starts again at step 1."""
+    RESUMED = "Resumed"
+    """rollforward.io/paused was removed: the canary continues."""
+    CANARY_STEP = "CanaryStep"
+    """A step's analysis passed: the candidate moves to the next weight."""
+    PAUSED = "Paused"
+    """Inconclusive analyses reached inconclusiveLimit: a person must resume or roll back."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    """Every step passed; approval is Manual."""
+    PROMOTING = "Promoting"
+    """The champion Deployment starts rolling to the candidate's version."""
+    PROMOTED = "Promoted"
+    """The promotion finished: the candidate is the champion."""
+    ROLLED_BACK = "RolledBack"
+    """The candidate was removed; the champion has all the traffic again."""
+
+
+def child_event_reason(verb: str, kind: str) -> str:
+    """Created<Kind>, Updated<Kind> or Deleted<Kind>: a child was written."""
+    return f"{verb}{kind}"

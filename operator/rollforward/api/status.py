@@ -18,6 +18,34 @@ HISTORY_LIMIT = 20
 """Most entries kept in status.history; older ones are dropped first."""
 
 
+class HistoryOutcome(StrEnum):
+    """What became of a version in status.history."""
+
+    SERVING = "Serving"
+    """The initial champion, serving since the resource was created."""
+    CANARY = "Canary"
+    """Accepted by the gate; the canary is under way."""
+    PROMOTED = "Promoted"
+    """The candidate became the champion."""
+    ROLLED_BACK = "RolledBack"
+    """The canary failed or was aborted; the candidate was removed."""
+    REJECTED = "Rejected"
+    """The acceptance gate turned the candidate down; it never served."""
+    FAILED = "Failed"
+    """The retraining Job gave up; no candidate."""
+    SUPERSEDED = "Superseded"
+    """A former champion, replaced by a promotion."""
+
+
+class HeldReason(StrEnum):
+    """Why a canary makes no step (status.rollout.heldReason; empty when it is not held)."""
+
+    PAUSED = "paused by rollforward.io/paused"
+    """A person set the pause annotation."""
+    INCONCLUSIVE = "{count} inconclusive analyses in a row; a person must resume or roll back"
+    """inconclusiveLimit reached (a template: format it with the count)."""
+
+
 class Condition(StatusModel):
     """A Kubernetes-style condition (metav1.Condition)."""
 
@@ -234,9 +262,7 @@ class HistoryEntry(StatusModel):
     """onDrift, schedule, manual, or initial."""
     trigger_id: str = ""
     """Trigger id."""
-    outcome: Literal[
-        "Serving", "Canary", "Promoted", "RolledBack", "Rejected", "Failed", "Superseded"
-    ]
+    outcome: HistoryOutcome
     """What happened to the version."""
     metrics: dict[str, float] = Field(default_factory=dict)
     """Reported metrics (e.g. holdoutAuc, recentAuc)."""

@@ -19,15 +19,15 @@ from rollforward.api import (
     DriftReport,
     DriftTracking,
     DriftVerdict,
+    EventReason,
     LabelProportion,
     ModelDeployment,
     ModelDeploymentStatus,
     Reason,
     SegmentReport,
-    VariantRole,
     duration_seconds,
 )
-from rollforward.conditions import find_condition, set_condition
+from rollforward.conditions import find_condition
 from rollforward.drift.hysteresis import HysteresisPolicy, next_state
 from rollforward.drift.statistics import (
     Baseline,
@@ -40,6 +40,7 @@ from rollforward.drift.statistics import DriftReport as StatisticsReport
 from rollforward.events import Event
 from rollforward.measurements import QueryResult, Sample
 from rollforward.serving.contract import BASELINE_RATIO, PREDICTIONS_TOTAL
+from rollforward.summary import drift_conditions
 from rollforward.variants import champion_version
 
 _GROUPING = "namespace, model, version, variant, label, segment"
@@ -60,6 +61,8 @@ class DriftInputs:
     tick: datetime
     current: QueryResult
     baseline: QueryResult | None
+    prometheus_configured: bool = True
+    """False when no Prometheus URL is set (spec.monitoring.prometheusUrl nor the operator's)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def reference_counts(
 
 
 def _champion_name(deployment: ModelDeployment) -> str:
-    return next(v.name for v in deployment.spec.variants if v.role is VariantRole.CHAMPION)
+    return deployment.spec.champion().name
 
 
 def _mine(samples: Iterable[Sample], deployment: ModelDeployment, **match: str) -> list[Sample]:
@@ -185,6 +188,8 @@ def _baseline(
 
 def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsReport | Missing:
     """The statistics report for this resource, or why there is nothing to test."""
+    if not inputs.prometheus_configured:
+        return Missing(Reason.NO_PROMETHEUS, inputs.current.error or "no Prometheus configured")
     if not inputs.current.ok:
         return Missing(Reason.PROMETHEUS_UNREACHABLE, f"query failed: {inputs.current.error}")
     version = champion_version(deployment.spec, deployment.status)
@@ -290,73 +295,44 @@ def score_summary(report: DriftReport) -> str:
     return f"{report.score:.3g}/{report.threshold or 0:.3g}"
 
 
+def check_events(status: ModelDeploymentStatus, check: DriftCheck) -> list[Event]:
+    """The Events of a check: Drifted flipping, and monitoring lost or regained."""
+    report, tracking = check.report, check.tracking
+    events: list[Event] = []
+    if tracking.drifted != status.drift_tracking.drifted:
+        events.append(
+            Event("Warning", EventReason.DRIFT_DETECTED, f"Drifted: {report.reason}")
+            if tracking.drifted
+            else Event("Normal", EventReason.DRIFT_RECOVERED, f"no longer drifted: {report.reason}")
+        )
+    available = check.monitoring is Reason.METRICS_OK
+    previous = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
+    if previous is None or (previous.status == "True") != available:
+        events.append(
+            Event("Normal", EventReason.MONITORING_AVAILABLE, report.reason)
+            if available
+            else Event(
+                "Warning", check.monitoring.value, f"drift check inconclusive: {report.reason}"
+            )
+        )
+    return events
+
+
+def record_check(status: ModelDeploymentStatus, check: DriftCheck) -> ModelDeploymentStatus:
+    """The check's report and hysteresis in status (its conditions are the summary's)."""
+    return status.model_copy(
+        update={
+            "drift": check.report,
+            "drift_tracking": check.tracking,
+            "drift_score": score_summary(check.report),
+        }
+    )
+
+
 def apply_check(
     deployment: ModelDeployment, status: ModelDeploymentStatus, check: DriftCheck, now: datetime
 ) -> tuple[ModelDeploymentStatus, list[Event]]:
-    """Write one check into status: report, tracking, Drifted and MonitoringAvailable."""
-    generation = deployment.metadata.generation or 0
-    report, tracking = check.report, check.tracking
-    events: list[Event] = []
-    conditions = status.conditions
-    was_drifted = find_condition(conditions, ConditionType.DRIFTED)
-    if tracking.drifted:
-        drift_reason, message = (
-            Reason.DRIFT_DETECTED,
-            f"{tracking.breach_streak} breaches: {report.reason}",
-        )
-    elif tracking.breach_streak:
-        drift_reason, message = (
-            Reason.BREACH_PENDING,
-            (
-                f"{tracking.breach_streak} of {deployment.spec.drift.consecutive_breaches} "
-                f"breaches: {report.reason}"
-            ),
-        )
-    elif report.outcome is DriftVerdict.INCONCLUSIVE and was_drifted is not None:
-        drift_reason, message = Reason(was_drifted.reason), was_drifted.message
-    else:
-        drift_reason, message = Reason.NO_DRIFT, report.reason
-    conditions = set_condition(
-        conditions,
-        ConditionType.DRIFTED,
-        "True" if tracking.drifted else "False",
-        drift_reason,
-        message,
-        generation,
-        now,
-    )
-    if tracking.drifted != status.drift_tracking.drifted:
-        events.append(
-            Event("Warning", "DriftDetected", f"Drifted: {report.reason}")
-            if tracking.drifted
-            else Event("Normal", "DriftRecovered", f"no longer drifted: {report.reason}")
-        )
-    monitoring_reason = check.monitoring
-    available = monitoring_reason is Reason.METRICS_OK
-    previous_monitoring = find_condition(conditions, ConditionType.MONITORING_AVAILABLE)
-    conditions = set_condition(
-        conditions,
-        ConditionType.MONITORING_AVAILABLE,
-        "True" if available else "False",
-        monitoring_reason,
-        report.reason,
-        generation,
-        now,
-    )
-    if previous_monitoring is None or (previous_monitoring.status == "True") != available:
-        events.append(
-            Event("Normal", "MonitoringAvailable", report.reason)
-            if available
-            else Event(
-                "Warning", monitoring_reason.value, f"drift check inconclusive: {report.reason}"
-            )
-        )
-    updated = status.model_copy(
-        update={
-            "conditions": conditions,
-            "drift": report,
-            "drift_tracking": tracking,
-            "drift_score": score_summary(report),
-        }
-    )
-    return updated, events
+    """One check alone written into status: report, tracking, Drifted and MonitoringAvailable."""
+    events = check_events(status, check)
+    conditions = drift_conditions(deployment, status.conditions, check, None, now)
+    return record_check(status, check).model_copy(update={"conditions": conditions}), events

@@ -47,7 +47,8 @@ _ROLLOUT_PHASES = {"Canary", "AwaitingApproval", "Paused", "Promoting"}
 
 
 def is_paused(md: ModelDeployment) -> bool:
-    return md.metadata.annotations.get(steering.PAUSED) == "true"
+    """The operator's own reading of the pause annotation (one implementation)."""
+    return steering.is_paused(md.metadata.annotations)
 
 
 def plan_action(action: Action, md: ModelDeployment, request_id: str) -> ActionPlan:

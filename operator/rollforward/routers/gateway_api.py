@@ -6,14 +6,14 @@ for A/B tests on users. The pin header still forces a variant through a header m
 
 from __future__ import annotations
 
-from rollforward.api import ModelDeployment, Reason, VariantRole
+from rollforward.api import ModelDeployment, Reason
 from rollforward.builders import Manifest, child_metadata, with_desired_hash
 from rollforward.naming import COMPONENT_ROUTER, owned_labels, router_name, variant_name
 from rollforward.observed import Observed
 from rollforward.routers import RouterPlan
 from rollforward.serving.contract import DEFAULT_PORT
 from rollforward.settings import OperatorSettings
-from rollforward.variants import ServedVariant
+from rollforward.variants import ServedRole, ServedVariant
 
 HTTPROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 
@@ -63,7 +63,7 @@ def http_route(deployment: ModelDeployment, served: list[ServedVariant]) -> Mani
     parent: Manifest = {"name": gateway.name}
     if gateway.namespace:
         parent["namespace"] = gateway.namespace
-    routed = [v for v in served if v.role != VariantRole.SHADOW.value]
+    routed = [v for v in served if v.role is not ServedRole.SHADOW]
     pin_rules = [
         {
             "matches": [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rollforward.api import ModelDeployment, VariantRole
+from rollforward.api import ModelDeployment
 from rollforward.builders import Manifest, child_metadata, service_host, with_desired_hash
 from rollforward.naming import (
     ANNOTATION_CONFIG_CHECKSUM,
@@ -20,7 +20,7 @@ from rollforward.routers.nginx_config import (
     render_nginx_config,
 )
 from rollforward.settings import OperatorSettings
-from rollforward.variants import ServedVariant
+from rollforward.variants import ServedRole, ServedVariant
 
 LISTEN_PORT = 8080
 SERVICE_PORT = 80
@@ -29,8 +29,8 @@ CONFIG_KEY = "nginx.conf"
 
 def nginx_config(deployment: ModelDeployment, served: list[ServedVariant]) -> NginxRouterConfig:
     """The renderer's input for this ModelDeployment."""
-    champion = next(v.name for v in served if v.role == VariantRole.CHAMPION.value)
-    shadow = next((v.name for v in served if v.role == VariantRole.SHADOW.value), None)
+    champion = next(v.name for v in served if v.role is ServedRole.CHAMPION)
+    shadow = next((v.name for v in served if v.role is ServedRole.SHADOW), None)
     return NginxRouterConfig(
         listen_port=LISTEN_PORT,
         sticky_header=deployment.spec.traffic.sticky_header,

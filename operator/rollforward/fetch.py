@@ -1,0 +1,103 @@
+"""What one reconcile must read, decided from (spec, status, now) alone. Pure.
+
+Gather (rollforward.reconcile) fetches exactly this and nothing else, and never asks the
+decisions anything: what is due, which queries, which instant, are all named here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rollforward.analysis import AnalysisQueries, analysis_queries, custom_query
+from rollforward.api import ModelDeployment
+from rollforward.drift.check import DriftQueries, check_is_due, check_tick, drift_queries
+from rollforward.drift.check import reference_query as reference_window_query
+from rollforward.lifecycle import analysis_due, step_window_seconds
+from rollforward.naming import CANDIDATE_VARIANT
+from rollforward.serving_plan import MANAGED_KINDS
+from rollforward.settings import OperatorSettings
+
+ANALYSIS_TICK_SECONDS = 5
+"""Canary measurements are evaluated at times aligned to this, so canaries share queries."""
+OBSERVED_KINDS = (*MANAGED_KINDS, "Job")
+"""The children a reconcile lists: the serving kinds and the retraining Jobs."""
+
+
+@dataclass(frozen=True)
+class DriftFetch:
+    """The drift check's queries, evaluated at the check's aligned tick."""
+
+    tick: datetime
+    queries: DriftQueries
+
+
+@dataclass(frozen=True)
+class ReferenceFetch:
+    """The one-off query of the reference window after a promotion, and its instant."""
+
+    query: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AnalysisFetch:
+    """A canary step's measurements: the shared queries and the user's own, at one tick."""
+
+    tick: datetime
+    queries: AnalysisQueries
+    custom: dict[str, str] = field(default_factory=dict)
+    """The user's custom metric queries, by metric name."""
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    prometheus_url: str | None
+    """None: no Prometheus is configured (spec.monitoring.prometheusUrl nor the operator's)."""
+    kinds: tuple[str, ...] = OBSERVED_KINDS
+    job_pods_of: str | None = None
+    """The retraining Job whose pod's termination message is wanted, if that Job exists."""
+    drift: DriftFetch | None = None
+    reference: ReferenceFetch | None = None
+    analysis: AnalysisFetch | None = None
+
+
+def prometheus_url(deployment: ModelDeployment, settings: OperatorSettings) -> str | None:
+    return deployment.spec.monitoring.prometheus_url or settings.prometheus_url
+
+
+def plan_fetch(deployment: ModelDeployment, settings: OperatorSettings, now: datetime) -> FetchPlan:
+    url = prometheus_url(deployment, settings)
+    retraining = deployment.status.retraining
+    return FetchPlan(
+        prometheus_url=url,
+        job_pods_of=retraining.job_name if retraining is not None else None,
+        drift=DriftFetch(check_tick(deployment, now), drift_queries(deployment))
+        if check_is_due(deployment, now)
+        else None,
+        reference=_reference(deployment, url, now),
+        analysis=_analysis(deployment, now) if analysis_due(deployment, now) else None,
+    )
+
+
+def _reference(
+    deployment: ModelDeployment, url: str | None, now: datetime
+) -> ReferenceFetch | None:
+    """Once, as soon as the reference window after a promotion has closed."""
+    wanted = reference_window_query(deployment)
+    if wanted is None or url is None or deployment.status.reference_counts is not None:
+        return None
+    query, at = wanted
+    return ReferenceFetch(query, at) if at <= now else None
+
+
+def _analysis(deployment: ModelDeployment, now: datetime) -> AnalysisFetch:
+    tick = datetime.fromtimestamp(
+        math.floor(now.timestamp() / ANALYSIS_TICK_SECONDS) * ANALYSIS_TICK_SECONDS, UTC
+    )
+    custom = {
+        metric.name: custom_query(metric, deployment, CANDIDATE_VARIANT)
+        for metric in deployment.spec.rollout.analysis.metrics
+    }
+    return AnalysisFetch(tick, analysis_queries(step_window_seconds(deployment)), custom)
