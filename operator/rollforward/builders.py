@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from rollforward.api import ModelDeployment
 from rollforward.naming import (
@@ -17,6 +16,7 @@ from rollforward.naming import (
     owned_labels,
     variant_name,
 )
+from rollforward.observed import Manifest
 from rollforward.serving.contract import (
     DEFAULT_PORT,
     ENV_MODEL,
@@ -29,8 +29,6 @@ from rollforward.serving.contract import (
 )
 from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedVariant
-
-Manifest = dict[str, Any]
 
 
 def owner_reference(deployment: ModelDeployment) -> Manifest:

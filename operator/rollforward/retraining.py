@@ -23,9 +23,9 @@ from rollforward.api import (
     RetrainingTrigger,
     duration_seconds,
 )
-from rollforward.api import annotations as requests
+from rollforward.api import annotations as steering
 from rollforward.api.status import HISTORY_LIMIT
-from rollforward.builders import Manifest, child_metadata, with_desired_hash
+from rollforward.builders import child_metadata, with_desired_hash
 from rollforward.cron import last_fire_time
 from rollforward.naming import (
     COMPONENT_RETRAINING,
@@ -33,6 +33,7 @@ from rollforward.naming import (
     job_name,
     owned_labels,
 )
+from rollforward.observed import Manifest
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_MODEL,
@@ -65,9 +66,9 @@ def pending_trigger(deployment: ModelDeployment, now: datetime) -> Trigger | Non
     spec, status = deployment.spec.retraining, deployment.status
     if spec is None:
         return None
-    value = deployment.metadata.annotations.get(requests.RETRAIN)
+    value = deployment.metadata.annotations.get(steering.RETRAIN)
     if value:
-        key = requests.request_key(requests.RETRAIN, value)
+        key = steering.request_key(steering.RETRAIN, value)
         if key not in status.handled_requests:
             return Trigger(trigger_id(f"manual:{value}"), RetrainingTrigger.MANUAL, key)
     if spec.trigger is RetrainingTrigger.ON_DRIFT and status.drift_tracking.drifted:

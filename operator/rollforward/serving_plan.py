@@ -17,10 +17,10 @@ from rollforward.api import (
     VariantStatus,
     child_event_reason,
 )
-from rollforward.builders import Manifest, variant_deployment, variant_service
+from rollforward.builders import variant_deployment, variant_service
 from rollforward.events import Event
 from rollforward.naming import ANNOTATION_DESIRED_HASH, variant_name
-from rollforward.observed import ChildKey, Observed, deployment_health
+from rollforward.observed import ChildKey, Manifest, Observed, deployment_health
 from rollforward.routers import router_for
 from rollforward.settings import OperatorSettings
 from rollforward.summary import Facts, ServingFacts, summarize

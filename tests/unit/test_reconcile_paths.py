@@ -230,3 +230,15 @@ def test_inconclusive_analysis_holds_the_canary_and_never_rolls_back() -> None:
     assert world.status.phase is Phase.CANARY
     assert world.has("Deployment", "upsell-candidate")
     assert world.condition(ConditionType.MONITORING_AVAILABLE)[0] == "False"
+
+
+def test_without_a_prometheus_url_monitoring_says_none_is_configured() -> None:
+    world = World()
+    del world.manifest["spec"]["monitoring"]["prometheusUrl"]
+    world.reconcile()
+    assert world.condition(ConditionType.MONITORING_AVAILABLE) == (
+        "False",
+        "NoPrometheusConfigured",
+    )
+    assert world.condition(ConditionType.DRIFTED) == ("False", "CheckInconclusive")
+    assert "NoPrometheusConfigured" in {e.reason for e in world.cluster.events}

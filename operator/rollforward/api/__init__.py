@@ -42,7 +42,7 @@ from rollforward.api.spec import (
 from rollforward.api.status import (
     AnalysisResult,
     Condition,
-    DriftReport,
+    DriftCheckReport,
     DriftTracking,
     DriftVerdict,
     HeldReason,
@@ -74,7 +74,7 @@ __all__ = [
     "Condition",
     "ConditionType",
     "CustomMetric",
-    "DriftReport",
+    "DriftCheckReport",
     "DriftSpec",
     "DriftStatistic",
     "DriftTracking",

@@ -119,7 +119,7 @@ class SegmentReport(StatusModel):
     """Predictions in the current window."""
 
 
-class DriftReport(StatusModel):
+class DriftCheckReport(StatusModel):
     """The last drift check."""
 
     outcome: DriftVerdict
@@ -294,7 +294,7 @@ class ModelDeploymentStatus(StatusModel):
     """Applied traffic split, e.g. "champion=90 challenger=10"."""
     variants: list[VariantStatus] = Field(default_factory=list)
     """Each variant as it runs."""
-    drift: DriftReport | None = None
+    drift: DriftCheckReport | None = None
     """The last drift check."""
     drift_tracking: DriftTracking = Field(default_factory=DriftTracking)
     """Hysteresis state."""

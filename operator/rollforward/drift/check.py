@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from rollforward.api import (
     BaselineKind,
     ConditionType,
-    DriftReport,
+    DriftCheckReport,
     DriftTracking,
     DriftVerdict,
     EventReason,
@@ -77,7 +77,7 @@ class Missing:
 class DriftCheck:
     """What one check decided."""
 
-    report: DriftReport
+    report: DriftCheckReport
     tracking: DriftTracking
     monitoring: Reason
     """METRICS_OK when the check could decide; otherwise why it could not."""
@@ -205,9 +205,11 @@ def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsRepo
     return evaluate_segments(_counts_by_segment(current), baseline, criteria(deployment))
 
 
-def _inconclusive_report(deployment: ModelDeployment, reason: str, now: datetime) -> DriftReport:
+def _inconclusive_report(
+    deployment: ModelDeployment, reason: str, now: datetime
+) -> DriftCheckReport:
     drift = deployment.spec.drift
-    return DriftReport(
+    return DriftCheckReport(
         outcome=DriftVerdict.INCONCLUSIVE,
         reason=reason,
         statistic=drift.statistic.value,
@@ -220,7 +222,7 @@ def _inconclusive_report(deployment: ModelDeployment, reason: str, now: datetime
 
 def _status_report(
     deployment: ModelDeployment, result: StatisticsReport, now: datetime
-) -> DriftReport:
+) -> DriftCheckReport:
     """The status view of a statistics report: the headline is the most significant segment."""
     drift = deployment.spec.drift
     tested = [s for s in result.segments if s.p_value is not None]
@@ -239,7 +241,7 @@ def _status_report(
         for s in result.segments
         if s.segment
     ]
-    return DriftReport(
+    return DriftCheckReport(
         outcome=result.verdict,
         reason=result.reason,
         statistic=drift.statistic.value,
@@ -286,7 +288,7 @@ def run_check(deployment: ModelDeployment, inputs: DriftInputs) -> DriftCheck:
     return DriftCheck(report=report, tracking=tracking, monitoring=monitoring)
 
 
-def score_summary(report: DriftReport) -> str:
+def score_summary(report: DriftCheckReport) -> str:
     """The printer column: the score against what it must exceed."""
     if report.outcome is DriftVerdict.INCONCLUSIVE or report.score is None:
         return "inconclusive"

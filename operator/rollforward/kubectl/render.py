@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rollforward.api import (
-    DriftReport,
+    DriftCheckReport,
     ModelDeployment,
     RetrainingStatus,
     RolloutStatus,
@@ -175,7 +175,7 @@ def _conditions(md: ModelDeployment, now: datetime, style: Style) -> str:
     return "\n".join([style.bold("Conditions"), *lines])
 
 
-def _largest_shift(report: DriftReport) -> str | None:
+def _largest_shift(report: DriftCheckReport) -> str | None:
     """The label contributing most to the chi-square distance, i.e. the one to look at."""
 
     def contribution(label: Any) -> float:
@@ -188,7 +188,7 @@ def _largest_shift(report: DriftReport) -> str | None:
     return str(top.label) if contribution(top) > 0 else None
 
 
-def _comparison(report: DriftReport) -> str:
+def _comparison(report: DriftCheckReport) -> str:
     """The score against what it was compared with, in the terms of its statistic."""
     if report.p_value is not None:
         text = f"{report.statistic} = {number(report.score)}   p = {number(report.p_value)}"
@@ -207,14 +207,14 @@ def _comparison(report: DriftReport) -> str:
     return text
 
 
-def _samples(report: DriftReport) -> str:
+def _samples(report: DriftCheckReport) -> str:
     current = f"current n = {report.current_samples}"
     if report.baseline_samples is None:
         return f"{current}   baseline: {report.baseline} distribution (no window)"
     return f"{current}   baseline m = {report.baseline_samples}"
 
 
-def histogram(report: DriftReport, style: Style) -> list[str]:
+def histogram(report: DriftCheckReport, style: Style) -> list[str]:
     """Baseline and current share of each predicted label, side by side."""
     if not report.labels:
         return []
@@ -234,7 +234,7 @@ def histogram(report: DriftReport, style: Style) -> list[str]:
     return lines
 
 
-def _segments(report: DriftReport, style: Style) -> list[str]:
+def _segments(report: DriftCheckReport, style: Style) -> list[str]:
     if not report.segments:
         return []
     rows = [
@@ -259,7 +259,9 @@ def _segments(report: DriftReport, style: Style) -> list[str]:
     ]
 
 
-def _drift(report: DriftReport | None, md: ModelDeployment, now: datetime, style: Style) -> str:
+def _drift(
+    report: DriftCheckReport | None, md: ModelDeployment, now: datetime, style: Style
+) -> str:
     if report is None:
         return f"{style.bold('Drift')}  no check yet"
     head = (

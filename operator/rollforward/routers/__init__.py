@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rollforward.api import ModelDeployment, Reason, RouterKind
-from rollforward.builders import Manifest
-from rollforward.observed import Observed
+from rollforward.observed import Manifest, Observed
 from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedVariant
 

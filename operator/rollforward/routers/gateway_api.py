@@ -7,9 +7,9 @@ for A/B tests on users. The pin header still forces a variant through a header m
 from __future__ import annotations
 
 from rollforward.api import ModelDeployment, Reason
-from rollforward.builders import Manifest, child_metadata, with_desired_hash
+from rollforward.builders import child_metadata, with_desired_hash
 from rollforward.naming import COMPONENT_ROUTER, owned_labels, router_name, variant_name
-from rollforward.observed import Observed
+from rollforward.observed import Manifest, Observed
 from rollforward.routers import RouterPlan
 from rollforward.serving.contract import DEFAULT_PORT
 from rollforward.settings import OperatorSettings

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from rollforward.api import ModelDeployment
-from rollforward.builders import Manifest, child_metadata, service_host, with_desired_hash
+from rollforward.builders import child_metadata, service_host, with_desired_hash
 from rollforward.naming import (
     ANNOTATION_CONFIG_CHECKSUM,
     COMPONENT_ROUTER,
     owned_labels,
     router_name,
 )
-from rollforward.observed import Observed, deployment_health
+from rollforward.observed import Manifest, Observed, deployment_health
 from rollforward.routers import RouterPlan
 from rollforward.routers.nginx_config import (
     HEALTH_PATH,

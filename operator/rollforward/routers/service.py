@@ -8,9 +8,9 @@ not possible; it suits teams that want no extra hop.
 from __future__ import annotations
 
 from rollforward.api import ModelDeployment
-from rollforward.builders import Manifest, child_metadata, with_desired_hash
+from rollforward.builders import child_metadata, with_desired_hash
 from rollforward.naming import COMPONENT_BENTO, COMPONENT_ROUTER, owned_labels, router_name
-from rollforward.observed import Observed
+from rollforward.observed import Manifest, Observed
 from rollforward.routers import RouterPlan
 from rollforward.serving.contract import DEFAULT_PORT
 from rollforward.settings import OperatorSettings
