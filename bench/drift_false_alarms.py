@@ -14,8 +14,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from rollforward.api import DriftStatistic, DriftVerdict
-from rollforward.drift.simulation import (
+from devenv.drift_simulation import (
     BINARY_MODEL,
     FIXED_PSI_CUTOFF,
     MethodTally,
@@ -25,6 +24,7 @@ from rollforward.drift.simulation import (
     simulate_shift,
     simulation_criteria,
 )
+from rollforward.api import DriftStatistic, DriftVerdict
 from rollforward.drift.statistics import BaselineProportions, evaluate_drift
 
 ALPHA = 0.05

@@ -108,6 +108,23 @@ def test_the_readme_example_is_accepted_and_stored_as_written(
     assert_kept(example["spec"], response.body["spec"])
 
 
+@pytest.mark.parametrize(
+    "schedule", ["0 3 * * *", "@daily", "*/15 2-5 1,15 jan-mar mon-fri", "0 0 * * 7"]
+)
+def test_valid_cron_schedules_are_accepted(
+    local_cluster: LocalCluster, crd: dict[str, Any], cluster_namespace: str, schedule: str
+) -> None:
+    example = example_in(cluster_namespace)
+    example["metadata"]["name"] = f"schedule-{abs(hash(schedule)) % 10**8}"
+    example["spec"]["retraining"].update(trigger="schedule", schedule=schedule)
+
+    response = local_cluster.api(
+        "POST", collection_path(cluster_namespace) + "?fieldValidation=Strict", example
+    )
+
+    assert response.status == 201, response.body
+
+
 @pytest.mark.parametrize("case", load_invalid_cases(), ids=lambda case: str(case["name"]))
 def test_the_api_server_rejects_each_invalid_case_naming_the_field(
     local_cluster: LocalCluster, crd: dict[str, Any], cluster_namespace: str, case: dict[str, Any]

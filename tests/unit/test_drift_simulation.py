@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from rollforward.api import DriftStatistic, DriftVerdict
-from rollforward.drift.simulation import (
+from devenv.drift_simulation import (
     BINARY_MODEL,
     TEN_CLASS_MODEL,
     MethodTally,
@@ -17,6 +16,7 @@ from rollforward.drift.simulation import (
     simulate_shift,
     simulation_criteria,
 )
+from rollforward.api import DriftStatistic, DriftVerdict
 from rollforward.drift.statistics import BaselineCounts, BaselineProportions, evaluate_drift
 
 ALPHA = 0.05

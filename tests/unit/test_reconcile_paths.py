@@ -242,3 +242,12 @@ def test_without_a_prometheus_url_monitoring_says_none_is_configured() -> None:
     )
     assert world.condition(ConditionType.DRIFTED) == ("False", "CheckInconclusive")
     assert "NoPrometheusConfigured" in {e.reason for e in world.cluster.events}
+
+
+def test_a_bad_schedule_is_reported_and_never_fails_the_reconcile() -> None:
+    world = World()
+    world.manifest["spec"]["retraining"].update(trigger="schedule", schedule="61 * * * *")
+    world.reconcile()
+    assert world.condition(ConditionType.READY)[1] == "InvalidSpec"
+    ready = find_condition(world.status.conditions, ConditionType.READY)
+    assert ready is not None and "spec.retraining.schedule" in ready.message

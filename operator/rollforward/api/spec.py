@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_
 from pydantic.config import JsonDict
 
 from rollforward.api.base import ApiModel, DnsLabel, Duration, HeaderName, parse_duration
+from rollforward.api.schedule import SCHEDULE_PATTERN, is_valid
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -309,7 +310,13 @@ class RetrainingSpec(ApiModel):
                 _cel(
                     "self.trigger != 'schedule' || has(self.schedule)",
                     "trigger schedule needs a cron schedule",
-                )
+                ),
+                _cel(
+                    f"!has(self.schedule) || self.schedule.matches('{SCHEDULE_PATTERN}')",
+                    "schedule needs five cron fields (minute 0-59, hour 0-23, day 1-31, "
+                    "month 1-12, weekday 0-7), or @hourly, @daily, @weekly or @monthly",
+                    ".schedule",
+                ),
             ]
         }
     )
@@ -332,6 +339,13 @@ class RetrainingSpec(ApiModel):
     """A Job running longer is stopped and counted as failed."""
     max_attempts: int = Field(default=2, ge=1, le=10)
     """Attempts per trigger, with exponential backoff between them."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_cron(cls, schedule: str | None) -> str | None:
+        if schedule is not None and not is_valid(schedule):
+            raise ValueError(f"{schedule!r} is not a valid cron schedule")
+        return schedule
 
     @model_validator(mode="after")
     def _schedule_needs_cron(self) -> RetrainingSpec:
