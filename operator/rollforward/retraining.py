@@ -112,6 +112,18 @@ def backoff(attempt: int) -> timedelta:
     return BACKOFF_BASE * factor
 
 
+def _job_env(deployment: ModelDeployment, trigger: str, drift_json: str) -> list[Manifest]:
+    """What the retraining entrypoint is told (rollforward.serving.contract)."""
+    version = champion_version(deployment.spec, deployment.status)
+    return [
+        {"name": ENV_MODEL, "value": deployment.spec.model},
+        {"name": ENV_VERSION, "value": version},
+        {"name": ENV_TRIGGER_ID, "value": trigger},
+        {"name": ENV_DRIFT_REPORT, "value": drift_json},
+        {"name": ENV_TERMINATION_MESSAGE_PATH, "value": DEFAULT_TERMINATION_MESSAGE_PATH},
+    ]
+
+
 def retraining_job(
     deployment: ModelDeployment, trigger: str, attempt: int, drift_json: str
 ) -> Manifest:
@@ -126,14 +138,7 @@ def retraining_job(
     }
     metadata = template.get("metadata") or {}
     pod_spec = dict(template["spec"])
-    version = champion_version(deployment.spec, deployment.status)
-    env = [
-        {"name": ENV_MODEL, "value": deployment.spec.model},
-        {"name": ENV_VERSION, "value": version},
-        {"name": ENV_TRIGGER_ID, "value": trigger},
-        {"name": ENV_DRIFT_REPORT, "value": drift_json},
-        {"name": ENV_TERMINATION_MESSAGE_PATH, "value": DEFAULT_TERMINATION_MESSAGE_PATH},
-    ]
+    env = _job_env(deployment, trigger, drift_json)
     pod_spec["containers"] = [
         {
             **container,

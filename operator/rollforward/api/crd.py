@@ -77,6 +77,11 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if isinstance(node.get(exclusive), int | float) and not isinstance(node[exclusive], bool):
             node[bound] = node.pop(exclusive)
             node[exclusive] = True
+    return _finish(_structural_keys(node, defs))
+
+
+def _structural_keys(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The node's keys in structural form: dropped, recursed into, or kept."""
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS:
@@ -91,6 +96,11 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
             continue
         out[key] = _structural(value, defs) if key in {"items"} else value
+    return out
+
+
+def _finish(out: dict[str, Any]) -> dict[str, Any]:
+    """What Kubernetes wants of a structural node beyond JSON Schema."""
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
@@ -156,26 +166,28 @@ def custom_resource_definition() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (
-                                f"{KIND} ({API_VERSION}): a model served as BentoML variants "
-                                "behind an A/B router, watched for prediction drift, and "
-                                "retrained and rolled forward automatically."
-                            ),
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
+                    "schema": {"openAPIV3Schema": _root_schema(spec_schema, status_schema)},
                 }
             ],
+        },
+    }
+
+
+def _root_schema(spec_schema: dict[str, Any], status_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": (
+            f"{KIND} ({API_VERSION}): a model served as BentoML variants "
+            "behind an A/B router, watched for prediction drift, and "
+            "retrained and rolled forward automatically."
+        ),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
         },
     }
 

@@ -473,6 +473,25 @@ def event_record(raw: dict[str, Any]) -> EventRecord | None:
     )
 
 
+def _retraining_decisions(job: RetrainingStatus) -> list[Decision]:
+    started = Decision(
+        job.started_at,
+        "retraining",
+        "JobStarted",
+        f"Job {job.job_name} for trigger {job.trigger} (attempt {job.attempt})",
+    )
+    if job.finished_at is None:
+        return [started]
+    return [started, Decision(job.finished_at, "retraining", f"Job{job.phase.value}", job.message)]
+
+
+def _rollout_decision(r: RolloutStatus) -> Decision:
+    verdicts = ", ".join(f"{a.name} {a.outcome}" for a in r.analysis) or "no analysis yet"
+    return Decision(
+        r.step_started_at, "canary", f"Step{r.step + 1}", f"{r.candidate_version}: {verdicts}"
+    )
+
+
 def decisions(md: ModelDeployment, events: Sequence[EventRecord]) -> list[Decision]:
     """Everything with a time and a reason, newest first: conditions, retraining, rollout,
     history and Events. Status says where things stand; Events say how they got there."""
@@ -487,30 +506,9 @@ def decisions(md: ModelDeployment, events: Sequence[EventRecord]) -> list[Decisi
             Decision(d.checked_at, "drift check", d.outcome.value, d.reason or _comparison(d))
         )
     if status.retraining is not None:
-        job = status.retraining
-        found.append(
-            Decision(
-                job.started_at,
-                "retraining",
-                "JobStarted",
-                f"Job {job.job_name} for trigger {job.trigger} (attempt {job.attempt})",
-            )
-        )
-        if job.finished_at is not None:
-            found.append(
-                Decision(job.finished_at, "retraining", f"Job{job.phase.value}", job.message)
-            )
+        found += _retraining_decisions(status.retraining)
     if status.rollout is not None:
-        r = status.rollout
-        verdicts = ", ".join(f"{a.name} {a.outcome}" for a in r.analysis) or "no analysis yet"
-        found.append(
-            Decision(
-                r.step_started_at,
-                "canary",
-                f"Step{r.step + 1}",
-                f"{r.candidate_version}: {verdicts}",
-            )
-        )
+        found.append(_rollout_decision(status.rollout))
     for entry in status.history:
         if entry.finished_at is not None:
             found.append(
