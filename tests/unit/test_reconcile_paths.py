@@ -100,6 +100,8 @@ class World:
     cluster: KubeletCluster = field(default_factory=KubeletCluster)
     manifest: dict[str, Any] = field(default_factory=example_manifest)
     now: datetime = T0
+    asked: list[str] = field(default_factory=list)
+    """The queries the last reconcile sent."""
 
     def __post_init__(self) -> None:
         self.manifest["metadata"].update(uid="uid-1", generation=1)
@@ -112,6 +114,7 @@ class World:
         body = {**self.manifest, "status": dict(self.cluster.status)}
         metrics = FakeMetrics(answer=self.prometheus.answer)
         reconcile(body, self.cluster, metrics, OperatorSettings(), lambda: self.now)
+        self.asked = metrics.asked
 
     def run_until(self, done: Callable[[World], bool], limit: timedelta) -> None:
         """Reconcile once a minute, as the resync timer would, until `done` or `limit`."""
@@ -251,3 +254,12 @@ def test_a_bad_schedule_is_reported_and_never_fails_the_reconcile() -> None:
     assert world.condition(ConditionType.READY)[1] == "InvalidSpec"
     ready = find_condition(world.status.conditions, ConditionType.READY)
     assert ready is not None and "spec.retraining.schedule" in ready.message
+
+
+def test_gather_asks_prometheus_only_what_is_due() -> None:
+    world = World()
+    world.reconcile()
+    assert len(world.asked) == 2  # the drift check: current window and training baseline
+    world.now += timedelta(minutes=1)
+    world.reconcile()
+    assert world.asked == []  # same check interval, no canary: nothing is due
