@@ -5,6 +5,11 @@ window, so one evaluation per tick serves every canary on a Prometheus. Series a
 apart by the scrape labels Kubernetes service discovery gives every bento pod
 (`namespace` and the pod labels, relabelled the Prometheus way: `rollforward_io_variant`).
 Inconclusive is never Failed: too few requests or an empty query decides nothing.
+
+Error rate and latency are also looked at during the step, every `analysis.interval`
+(`interim_analysis`), on counts since the step started: a Failed look aborts at once. The
+error rate's test is sequential (rollforward.sequential), so those repeated looks do not
+raise its false aborts above ERROR_RATE_ALPHA over a whole step.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from rollforward.api import (
 from rollforward.drift.statistics import BaselineProportions, DriftCriteria, evaluate_drift
 from rollforward.measurements import QueryResult, Sample, escape_label_value
 from rollforward.naming import CANDIDATE_VARIANT
+from rollforward.sequential import ErrorCounts, SequentialVerdict, error_rate_test
 from rollforward.serving.contract import (
     BASELINE_RATIO,
     BENTOML_REQUEST_DURATION,
@@ -36,6 +42,9 @@ LATENCY_RESOLUTION = 0.05
 """Seconds. p99 comes from histogram buckets (BentoML's are 5, 10, 25, 50, 75, 100 ms ...),
 so two variants a bucket apart differ by 2x on identical work; a candidate fails on latency
 only when it is slower by the ratio AND by more than this."""
+ERROR_RATE_ALPHA = 0.05
+"""The most often a candidate whose error rate is within maxErrorRateIncrease of the
+champion's is aborted by the error-rate test, over a whole step, however often it looks."""
 POD_LABEL_DEPLOYMENT = "rollforward_io_model_deployment"
 POD_LABEL_VARIANT = "rollforward_io_variant"
 _BY_VARIANT = f"namespace, {POD_LABEL_DEPLOYMENT}, {POD_LABEL_VARIANT}"
@@ -60,6 +69,10 @@ class AnalysisInputs:
     predictions: QueryResult
     baseline: QueryResult
     custom: dict[str, QueryResult] = field(default_factory=dict)
+    canary_requests: QueryResult | None = None
+    """Requests since the candidate started serving (all steps); None: use the step's."""
+    canary_errors: QueryResult | None = None
+    """Failed requests since the candidate started serving; None: use the step's."""
 
 
 def analysis_queries(window_seconds: int) -> AnalysisQueries:
@@ -112,31 +125,55 @@ def _result(name: str, outcome: Outcome, value: float | None, message: str) -> A
     return AnalysisResult(name=name, outcome=outcome, value=value, message=message)
 
 
+def _counts(
+    requests: QueryResult, errors: QueryResult, deployment: ModelDeployment, variant: str
+) -> ErrorCounts:
+    """Whole requests of one variant; `increase()` extrapolates, so counts are rounded."""
+    served = round(_per_variant(requests, deployment).get(variant, 0.0))
+    failed = round(_per_variant(errors, deployment).get(variant, 0.0))
+    return ErrorCounts(requests=served, errors=min(failed, served))
+
+
 def error_rate(
     deployment: ModelDeployment, inputs: AnalysisInputs, champion: str
 ) -> AnalysisResult:
+    """The sequential test on the step's counts: Failed as soon as the candidate is certainly
+    worse by more than maxErrorRateIncrease. Otherwise Successful, unless the step has too few
+    requests, or the candidate looks worse but not certainly (a close call, measured again):
+    then Inconclusive."""
     analysis = deployment.spec.rollout.analysis
     if not (inputs.requests.ok and inputs.errors.ok):
         return _result("errorRate", "Inconclusive", None, "error-rate query failed")
-    requests = _per_variant(inputs.requests, deployment)
-    errors = _per_variant(inputs.errors, deployment)
-    candidate_requests = requests.get(CANDIDATE_VARIANT, 0.0)
-    champion_requests = requests.get(champion, 0.0)
-    if candidate_requests < analysis.min_requests or champion_requests < analysis.min_requests:
+    candidate = _counts(inputs.requests, inputs.errors, deployment, CANDIDATE_VARIANT)
+    baseline = _counts(inputs.requests, inputs.errors, deployment, champion)
+    test = error_rate_test(candidate, baseline, analysis.max_error_rate_increase, ERROR_RATE_ALPHA)
+    value = candidate.rate if candidate.requests else None
+    if test.verdict is SequentialVerdict.FAILED:
+        return _result("errorRate", "Failed", value, test.message)
+    if candidate.requests < analysis.min_requests or baseline.requests < analysis.min_requests:
         return _result(
             "errorRate",
             "Inconclusive",
-            None,
-            f"too few requests (candidate {candidate_requests:.0f}, champion "
-            f"{champion_requests:.0f}; minRequests {analysis.min_requests})",
+            value,
+            f"too few requests (candidate {candidate.requests}, champion "
+            f"{baseline.requests}; minRequests {analysis.min_requests})",
         )
-    candidate_rate = errors.get(CANDIDATE_VARIANT, 0.0) / candidate_requests
-    champion_rate = errors.get(champion, 0.0) / champion_requests
-    increase = candidate_rate - champion_rate
-    message = f"5xx ratio {candidate_rate:.2%} vs champion {champion_rate:.2%}"
-    if increase > analysis.max_error_rate_increase:
-        return _result("errorRate", "Failed", candidate_rate, message)
-    return _result("errorRate", "Successful", candidate_rate, message)
+    if candidate.rate - baseline.rate > analysis.max_error_rate_increase:
+        return _result("errorRate", "Inconclusive", value, f"close call: {test.message}")
+    return _result("errorRate", "Successful", value, test.message)
+
+
+def failed_requests(deployment: ModelDeployment, inputs: AnalysisInputs) -> AnalysisResult:
+    """The candidate's failed requests in this canary against maxFailedRequests."""
+    limit = deployment.spec.rollout.analysis.max_failed_requests
+    requests = inputs.canary_requests or inputs.requests
+    errors = inputs.canary_errors or inputs.errors
+    if not (requests.ok and errors.ok):
+        return _result("failedRequests", "Inconclusive", None, "error-count query failed")
+    failed = _counts(requests, errors, deployment, CANDIDATE_VARIANT).errors
+    message = f"{failed} failed requests (maxFailedRequests {limit})"
+    outcome: Outcome = "Failed" if limit is not None and failed >= limit else "Successful"
+    return _result("failedRequests", outcome, float(failed), message)
 
 
 def latency_p99(
@@ -145,6 +182,10 @@ def latency_p99(
     analysis = deployment.spec.rollout.analysis
     if not inputs.latency_p99.ok:
         return _result("latencyP99", "Inconclusive", None, "latency query failed")
+    served = _per_variant(inputs.requests, deployment) if inputs.requests.ok else {}
+    if served.get(CANDIDATE_VARIANT, 0.0) < analysis.min_requests:
+        # A p99 of a handful of requests is their maximum: one cold start would fail it.
+        return _result("latencyP99", "Inconclusive", None, "too few requests for a p99")
     p99 = _per_variant(inputs.latency_p99, deployment)
     candidate, baseline = p99.get(CANDIDATE_VARIANT), p99.get(champion)
     if candidate is None or baseline is None or baseline <= 0:
@@ -230,15 +271,25 @@ def custom_metric(metric: CustomMetric, result: QueryResult | None) -> AnalysisR
 def analyse(
     deployment: ModelDeployment, inputs: AnalysisInputs, champion: str, candidate_version: str
 ) -> list[AnalysisResult]:
-    """Every measurement of one step."""
-    results = [
-        error_rate(deployment, inputs, champion),
-        latency_p99(deployment, inputs, champion),
-    ]
+    """Every measurement of one step, at its end."""
+    results = interim_analysis(deployment, inputs, champion)
     if deployment.spec.rollout.analysis.prediction_drift:
         results.append(prediction_drift(deployment, inputs, candidate_version))
     for metric in deployment.spec.rollout.analysis.metrics:
         results.append(custom_metric(metric, inputs.custom.get(metric.name)))
+    return results
+
+
+def interim_analysis(
+    deployment: ModelDeployment, inputs: AnalysisInputs, champion: str
+) -> list[AnalysisResult]:
+    """The measurements looked at during a step: error rate, latency and failed requests."""
+    results = [
+        error_rate(deployment, inputs, champion),
+        latency_p99(deployment, inputs, champion),
+    ]
+    if deployment.spec.rollout.analysis.max_failed_requests is not None:
+        results.append(failed_requests(deployment, inputs))
     return results
 
 
@@ -252,4 +303,4 @@ def verdict(results: list[AnalysisResult]) -> Outcome:
     return "Successful"
 
 
-__all__ = ["analyse", "analysis_queries", "custom_query", "verdict"]
+__all__ = ["analyse", "analysis_queries", "custom_query", "interim_analysis", "verdict"]

@@ -41,6 +41,7 @@ from rollforward.api.spec import (
 )
 from rollforward.api.status import (
     AnalysisResult,
+    BlastRadius,
     Condition,
     DriftCheckReport,
     DriftTracking,
@@ -69,6 +70,7 @@ __all__ = [
     "Approval",
     "BaselineKind",
     "BaselineSpec",
+    "BlastRadius",
     "CanaryStep",
     "ComparisonOperator",
     "Condition",

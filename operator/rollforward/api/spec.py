@@ -397,10 +397,17 @@ class CustomMetric(ApiModel):
 
 
 class AnalysisSpec(ApiModel):
-    """What is measured at the end of every canary step."""
+    """What is measured during and at the end of every canary step."""
 
     max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
-    """Allowed rise of the candidate's 5xx ratio over the champion's, absolute (0.01 = 1 pt)."""
+    """Allowed rise of the candidate's 5xx ratio over the champion's, absolute (0.01 = 1 pt).
+    A sequential test checks it at every interval and aborts as soon as the rise is certain."""
+    max_failed_requests: int | None = Field(default=None, ge=1, le=100_000_000)
+    """Abort once the candidate has failed this many requests (5xx) in this canary, whatever
+    the statistics say: a hard bound on the blast radius. Unset: no such bound."""
+    interval: Duration = "5s"
+    """How often error rate and latency are checked during a step; a failure aborts at once,
+    a success still waits for the whole pause."""
     max_latency_ratio: float = Field(default=1.5, ge=1, le=100)
     """Allowed ratio of the candidate's p99 latency to the champion's."""
     prediction_drift: bool = True

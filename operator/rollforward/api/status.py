@@ -225,6 +225,20 @@ class AnalysisResult(StatusModel):
     """Detail."""
 
 
+class BlastRadius(StatusModel):
+    """What the candidate cost users during one canary, as Prometheus counted it."""
+
+    requests: int = 0
+    """Requests the candidate served since it started serving."""
+    failed: int = 0
+    """Of those, the failed ones (5xx)."""
+    first_failure_at: datetime | None = None
+    """When a check first saw a failed request of the candidate (late by up to one scrape
+    interval plus one analysis interval)."""
+    ended_at: datetime | None = None
+    """When the canary was rolled back or promoted."""
+
+
 class RolloutStatus(StatusModel):
     """A canary under way."""
 
@@ -251,6 +265,10 @@ class RolloutStatus(StatusModel):
     """Every step passed; approval is Manual and no approval has arrived yet."""
     held_reason: str = ""
     """Why the canary makes no step: paused by a person, or too many inconclusive analyses."""
+    serving_since: datetime | None = None
+    """When the candidate started to get traffic: the start of the blast-radius count."""
+    blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    """The candidate's requests and failures so far in this canary."""
 
 
 class HistoryEntry(StatusModel):
@@ -272,6 +290,8 @@ class HistoryEntry(StatusModel):
     """When the version appeared."""
     finished_at: datetime | None = None
     """When its outcome was decided."""
+    blast_radius: BlastRadius | None = None
+    """For a canaried version: what its canary cost users."""
 
 
 class ModelDeploymentStatus(StatusModel):
