@@ -59,6 +59,10 @@ COMPRESSED_DRIFT = {
 }
 COMPRESSED_STEPS = [{"weight": 25, "pause": "40s"}, {"weight": 50, "pause": "20s"}]
 COMPRESSED_MIN_REQUESTS = 20
+# Error rate and latency are looked at every 2 s (the example's 5 s, compressed like the
+# rest): with 1 s scrapes, a candidate failing half its requests at 25 req/s x 25% is seen and
+# aborted within a few seconds of its first failure (bench-results/canary-abort.md).
+COMPRESSED_ANALYSIS_INTERVAL = "2s"
 FAULTY_RETRAIN = ["python", "-m", "devenv.faulty_retrain", "--scenario", "concept-drift"]
 
 
@@ -181,6 +185,9 @@ def demo_manifest(
         f"rollout.analysis.minRequests {COMPRESSED_MIN_REQUESTS}; canary weights raised so "
         "that each step sees enough predictions of the rare label for a valid test"
     )
+    before_interval = rollout["analysis"].get("interval")
+    rollout["analysis"]["interval"] = COMPRESSED_ANALYSIS_INTERVAL
+    notes.append(f"rollout.analysis.interval {before_interval} -> {COMPRESSED_ANALYSIS_INTERVAL}")
     return manifest, notes
 
 
