@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rollforward.api import (
+    BlastRadius,
     DriftCheckReport,
     ModelDeployment,
     RetrainingStatus,
@@ -113,6 +114,7 @@ def render_get(md: ModelDeployment, now: datetime, style: Style) -> str:
         _conditions(md, now, style),
         _drift(md.status.drift, md, now, style),
         _rollout(md.status.rollout, md, now, style),
+        _last_canary(md, now),
         _retraining(md.status.retraining, now, style),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
@@ -317,6 +319,7 @@ def _rollout(
             f" (limit {md.spec.rollout.inconclusive_limit},"
             f" then {md.spec.rollout.on_inconclusive.value})"
         )
+    lines.append(f"  blast radius: {blast_radius(rollout.blast_radius)}")
     if rollout.analysis:
         rows = [
             [a.name, a.outcome, number(a.value), style.clip(a.message)] for a in rollout.analysis
@@ -385,6 +388,31 @@ def render_list(
         return padded
 
     return "\n".join(table(headers, rows, paint, indent="")) + "\n"
+
+
+def blast_radius(radius: BlastRadius, ending: str = "the end") -> str:
+    """What a canary cost users: requests, failures, first failure to the end."""
+    text = f"candidate served {radius.requests} requests, {radius.failed} failed"
+    if radius.first_failure_at is not None and radius.ended_at is not None:
+        seconds = max(0.0, (radius.ended_at - radius.first_failure_at).total_seconds())
+        text += f"; {seconds:.0f}s from the first failure seen to {ending}"
+    elif radius.first_failure_at is not None:
+        text += f"; first failure seen at {radius.first_failure_at.strftime('%H:%M:%S')}"
+    return text
+
+
+def _last_canary(md: ModelDeployment, now: datetime) -> str:
+    """The blast radius of the latest finished canary, while no canary runs."""
+    if md.status.rollout is not None:
+        return ""
+    entry = next((e for e in reversed(md.status.history) if e.blast_radius is not None), None)
+    if entry is None or entry.blast_radius is None:
+        return ""
+    ending = "the rollback" if entry.outcome == "RolledBack" else "the promotion"
+    return (
+        f"Last canary  {entry.version} {entry.outcome} {age(entry.finished_at, now)} ago\n"
+        f"  blast radius: {blast_radius(entry.blast_radius, ending)}"
+    )
 
 
 # --- history ----------------------------------------------------------------------------------
