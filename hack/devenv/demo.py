@@ -33,7 +33,7 @@ from typing import Any, TextIO
 from devenv.api_cases import example_manifest
 from devenv.bento import REPO_ROOT, build_soom_bento
 from devenv.cluster import LocalCluster
-from devenv.demo_report import StoryReport, write_report
+from devenv.demo_report import StoryReport, blast_radius, write_report
 from devenv.demo_timeline import KeyFigures, Snapshot, key_figures, snapshot_of, timeline_line
 from devenv.kube_api import KubeApi, KubeApiError
 from devenv.operator import OperatorProcess, grant_operator_rbac
@@ -493,6 +493,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_story(env, plan, workdir, out)
         result.total_seconds = time.monotonic() - began
         print_figures(result.figures, out)
+        figures = result.figures
+        radius = blast_radius(
+            result.records, result.traffic_offset, figures.rolled_back or figures.promoted
+        )
+        print(
+            f"blast radius: the candidate answered {radius.served} requests, {radius.failed} "
+            f"failed; first failure to the last: {radius.seconds_failing()} s, to the end of "
+            f"the canary: {radius.seconds_to_end()} s",
+            file=out,
+        )
         path = write_report(result.report("Rollforward demo"), args.report)
         shutil.copy(result.traffic_log, args.report / "traffic.jsonl")
         say(f"report: {path} (with drift.png, split.png, versions.png)")

@@ -67,6 +67,63 @@ def bucketed_shares(
     return [i * bucket for i in indexes], shares
 
 
+@dataclass(frozen=True)
+class BlastRadius:
+    """What the canary's candidate cost users, from the traffic log (what users saw)."""
+
+    served: int
+    """Requests the candidate answered (or failed)."""
+    failed: int
+    """Of those, failed ones (5xx)."""
+    first_failure: float | None
+    """Story seconds of the candidate's first failed request."""
+    last_failure: float | None
+    """Story seconds of its last failed request: when users stopped being hurt."""
+    ended: float | None
+    """Story seconds at which the rollback (or promotion) was first seen in status."""
+
+    def seconds_to_end(self) -> float | None:
+        if self.first_failure is None or self.ended is None:
+            return None
+        return round(self.ended - self.first_failure, 1)
+
+    def seconds_failing(self) -> float | None:
+        if self.first_failure is None or self.last_failure is None:
+            return None
+        return round(self.last_failure - self.first_failure, 1)
+
+
+def blast_radius(
+    records: Sequence[TrafficRecord], offset: float, ended: float | None
+) -> BlastRadius:
+    """The candidate variant's requests and failures over the whole story. Pure."""
+    served = [r for r in records if r.variant == "candidate"]
+    failed = sorted(r.elapsed + offset for r in served if r.status >= 500)
+    return BlastRadius(
+        served=len(served),
+        failed=len(failed),
+        first_failure=failed[0] if failed else None,
+        last_failure=failed[-1] if failed else None,
+        ended=ended,
+    )
+
+
+def blast_radius_lines(radius: BlastRadius, ending: str) -> list[str]:
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} s"
+
+    return [
+        "## Blast radius of the canary",
+        "",
+        "| candidate requests | failed | first failure to the last | first failure to "
+        f"{ending} (seen in status) |",
+        "|---|---|---|---|",
+        f"| {radius.served} | {radius.failed} | {seconds(radius.seconds_failing())} | "
+        f"{seconds(radius.seconds_to_end())} |",
+        "",
+    ]
+
+
 def _milestones(ax: Axes, figures: KeyFigures) -> None:
     marks = [
         ("drift onset", figures.drift_onset, "tab:red"),
@@ -157,6 +214,10 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
         "",
         *[f"- {note}" for note in report.notes],
         "",
+        *blast_radius_lines(
+            blast_radius(report.records, report.traffic_offset, f.rolled_back or f.promoted),
+            "the rollback" if f.rolled_back is not None else "the promotion",
+        ),
         *[f"![{name}]({name})" for name in plots],
         "",
         "## Timeline",

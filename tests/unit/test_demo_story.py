@@ -9,7 +9,7 @@ from typing import Any
 
 from devenv.api_cases import example_manifest
 from devenv.demo import COMPRESSED_STEPS, FAULTY_RETRAIN, demo_manifest
-from devenv.demo_report import StoryReport, bucketed_shares, write_report
+from devenv.demo_report import StoryReport, blast_radius, bucketed_shares, write_report
 from devenv.demo_timeline import key_figures, snapshot_of, timeline_line
 from devenv.traffic import TrafficRecord
 from rollforward.api.resource import ModelDeployment
@@ -140,5 +140,21 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
     text = path.read_text()
     assert "| drift detected (Drifted=True) | 7.0 s |" in text
     assert "'502 from candidate': 1" in text and "- compressed" in text
+    assert "## Blast radius of the canary" in text
     for plot in ("drift.png", "split.png", "versions.png"):
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_blast_radius_counts_the_candidates_failures_until_the_last() -> None:
+    failing = [replace(record(at, "candidate"), status=503) for at in (10.0, 11.5, 14.0)]
+    records = [record(9.0, "candidate"), *failing, replace(record(12.0, "champion"), status=503)]
+    radius = blast_radius(records, offset=2.0, ended=17.0)
+    assert (radius.served, radius.failed) == (4, 3)
+    assert radius.first_failure == 12.0 and radius.seconds_failing() == 4.0
+    assert radius.seconds_to_end() == 5.0
+
+
+def test_the_demo_looks_at_the_canary_every_two_seconds() -> None:
+    manifest, notes = compressed()
+    assert manifest["spec"]["rollout"]["analysis"]["interval"] == "2s"
+    assert any("rollout.analysis.interval" in note for note in notes)
