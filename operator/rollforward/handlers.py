@@ -54,6 +54,10 @@ class OperatorContext:
     known: set[tuple[str, str]] = field(default_factory=set)
     """ModelDeployments seen by the watch; the resync visits them (a cache, not state)."""
     resync_task: asyncio.Task[None] | None = None
+    requeues: dict[tuple[str, str], asyncio.TimerHandle] = field(default_factory=dict)
+    """The next look of each running canary (one pending timer per resource)."""
+    requeued: set[asyncio.Task[ReconcileResult | None]] = field(default_factory=set)
+    """Requeued reconciles under way (kept referenced until they finish)."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -61,6 +65,33 @@ class OperatorContext:
     def forget(self, namespace: str, name: str) -> None:
         self.known.discard((namespace, name))
         self.locks.pop((namespace, name), None)
+        timer = self.requeues.pop((namespace, name), None)
+        if timer is not None:
+            timer.cancel()
+
+    def requeue(self, namespace: str, name: str, delay: float) -> None:
+        """Reconcile again after `delay` seconds: a running canary is looked at every
+        analysis interval, far more often than the resync."""
+        key = (namespace, name)
+        previous = self.requeues.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self.requeues[key] = asyncio.get_running_loop().call_later(
+            delay, self._start_requeued, namespace, name
+        )
+
+    def _start_requeued(self, namespace: str, name: str) -> None:
+        self.requeues.pop((namespace, name), None)
+        task = asyncio.create_task(self._requeued(namespace, name))
+        self.requeued.add(task)
+        task.add_done_callback(self.requeued.discard)
+
+    async def _requeued(self, namespace: str, name: str) -> ReconcileResult | None:
+        try:
+            return await self.reconcile(namespace, name)
+        except Exception:  # the next event or resync retries; the timer must not die loudly
+            log.exception("requeued reconcile of %s/%s failed", namespace, name)
+            return None
 
     async def resync_forever(self) -> None:
         """Reconcile every known ModelDeployment once per resync period, a few at a time."""
@@ -106,6 +137,8 @@ class OperatorContext:
                     raise
             self.metrics.reconciles.labels(result="ok").inc()
             self._export_drift(namespace, name, result)
+            if result.requeue_after is not None:
+                self.requeue(namespace, name, result.requeue_after)
             return result
 
     def _export_drift(self, namespace: str, name: str, result: ReconcileResult) -> None:

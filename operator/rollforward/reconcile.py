@@ -25,6 +25,7 @@ from rollforward.decide import Snapshot, decide
 from rollforward.drift.check import DriftInputs
 from rollforward.events import Event
 from rollforward.fetch import FetchPlan, plan_fetch
+from rollforward.looks import requeue_after
 from rollforward.measurements import QueryResult
 from rollforward.ports import Cluster, MetricsSource
 from rollforward.settings import OperatorSettings
@@ -42,6 +43,8 @@ class ReconcileResult:
     deleted: int
     status_written: bool
     status: ModelDeploymentStatus | None = None
+    requeue_after: float | None = None
+    """Seconds after which this resource wants another reconcile (a canary's next look)."""
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +158,8 @@ def reconcile(
         kube.patch_status(namespace, name, patch)
     for event in plan.events:
         kube.post_event(deployment, event)
-    return ReconcileResult(len(plan.apply), len(plan.delete), bool(patch), plan.status)
+    after = requeue_after(deployment.model_copy(update={"status": plan.status}), now())
+    return ReconcileResult(len(plan.apply), len(plan.delete), bool(patch), plan.status, after)
 
 
 def _report_invalid(
