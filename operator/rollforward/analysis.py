@@ -163,6 +163,16 @@ def error_rate(
     return _result("errorRate", "Successful", value, test.message)
 
 
+def candidate_counts(deployment: ModelDeployment, inputs: AnalysisInputs) -> ErrorCounts | None:
+    """The candidate's requests and failures since it started serving (the blast radius);
+    None when they were not measured."""
+    if inputs.canary_requests is None or inputs.canary_errors is None:
+        return None
+    if not (inputs.canary_requests.ok and inputs.canary_errors.ok):
+        return None
+    return _counts(inputs.canary_requests, inputs.canary_errors, deployment, CANDIDATE_VARIANT)
+
+
 def failed_requests(deployment: ModelDeployment, inputs: AnalysisInputs) -> AnalysisResult:
     """The candidate's failed requests in this canary against maxFailedRequests."""
     limit = deployment.spec.rollout.analysis.max_failed_requests

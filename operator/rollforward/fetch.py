@@ -6,21 +6,19 @@ decisions anything: what is due, which queries, which instant, are all named her
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rollforward.analysis import AnalysisQueries, analysis_queries, custom_query
 from rollforward.api import ModelDeployment
 from rollforward.drift.check import DriftQueries, check_is_due, check_tick, drift_queries
 from rollforward.drift.check import reference_query as reference_window_query
-from rollforward.lifecycle import analysis_due, step_window_seconds
+from rollforward.lifecycle import analysis_due
+from rollforward.looks import canary_window_seconds, look_tick, step_window_seconds
 from rollforward.naming import CANDIDATE_VARIANT
 from rollforward.serving_plan import MANAGED_KINDS
 from rollforward.settings import OperatorSettings
 
-ANALYSIS_TICK_SECONDS = 5
-"""Canary measurements are evaluated at times aligned to this, so canaries share queries."""
 OBSERVED_KINDS = (*MANAGED_KINDS, "Job")
 """The children a reconcile lists: the serving kinds and the retraining Jobs."""
 
@@ -47,6 +45,9 @@ class AnalysisFetch:
 
     tick: datetime
     queries: AnalysisQueries
+    """Over the step so far."""
+    canary: AnalysisQueries
+    """Over the canary so far (since the candidate started serving): the blast radius."""
     custom: dict[str, str] = field(default_factory=dict)
     """The user's custom metric queries, by metric name."""
 
@@ -93,11 +94,16 @@ def _reference(
 
 
 def _analysis(deployment: ModelDeployment, now: datetime) -> AnalysisFetch:
-    tick = datetime.fromtimestamp(
-        math.floor(now.timestamp() / ANALYSIS_TICK_SECONDS) * ANALYSIS_TICK_SECONDS, UTC
-    )
+    """A look at the step, at the tick of its analysis interval (rollforward.looks)."""
+    tick = look_tick(deployment, now)
+    rollout = deployment.status.rollout
     custom = {
         metric.name: custom_query(metric, deployment, CANDIDATE_VARIANT)
         for metric in deployment.spec.rollout.analysis.metrics
     }
-    return AnalysisFetch(tick, analysis_queries(step_window_seconds(deployment)), custom)
+    return AnalysisFetch(
+        tick,
+        analysis_queries(step_window_seconds(rollout, tick)),
+        analysis_queries(canary_window_seconds(rollout, tick)),
+        custom,
+    )

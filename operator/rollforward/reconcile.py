@@ -84,11 +84,12 @@ def gather_drift(
 
 
 def fetch_analysis(plan: FetchPlan, source: MetricsSource) -> AnalysisInputs | None:
-    """The step's measurements: batched queries (shared per window and tick), plus the
-    user's custom queries, which are this resource's own."""
+    """A look at the step: batched queries (shared per window and tick) over the step so far
+    and over the canary so far, plus the user's custom queries, which are this resource's own."""
     if plan.analysis is None:
         return None
     url, tick, queries = plan.prometheus_url, plan.analysis.tick, plan.analysis.queries
+    canary = plan.analysis.canary
     return AnalysisInputs(
         requests=_query(source, url, queries.requests, tick),
         errors=_query(source, url, queries.errors, tick),
@@ -98,6 +99,8 @@ def fetch_analysis(plan: FetchPlan, source: MetricsSource) -> AnalysisInputs | N
         custom={
             name: _query(source, url, query, tick) for name, query in plan.analysis.custom.items()
         },
+        canary_requests=_query(source, url, canary.requests, tick),
+        canary_errors=_query(source, url, canary.errors, tick),
     )
 
 

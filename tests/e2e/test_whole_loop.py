@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from devenv.demo import DemoEnvironment, StoryPlan, StoryResult, run_story
+from devenv.demo_report import blast_radius
 from devenv.demo_timeline import Snapshot
 from devenv.traffic import TrafficRecord, sticky_violations
 
@@ -26,6 +27,9 @@ HAPPY, BAD = "e2e-happy", "e2e-bad"
 # After a switch of the router or of the champion, requests already sent may still be
 # answered by the old set-up for a moment; the checks of "after" start this much later.
 SETTLE_SECONDS = 5.0
+MAX_FAILED_REQUESTS = 20
+"""Issue 20's bound on what a candidate failing half its requests may cost users at 25
+requests/s: the canary looks every 2 s and aborts mid-step."""
 
 
 def say(message: str) -> None:
@@ -113,6 +117,9 @@ def test_drift_is_detected_retrained_canaried_and_promoted(
     assert any(s.step == 1 and passed_analysis(s) for s in happy.snapshots)
     assert {"DriftDetected", "RetrainingStarted", "CandidateAccepted", "CanaryStep",
             "Promoted"} <= event_reasons(demo, HAPPY)  # fmt: skip
+    # Looked at every 2 s during each step, the healthy candidate was never aborted early.
+    assert "RolledBack" not in event_reasons(demo, HAPPY)
+    assert not any(s.phase == "RolledBack" for s in happy.snapshots)
 
     # The champion Deployment now runs the candidate, and it answers all traffic.
     deployment = demo.api.get(f"/apis/apps/v1/namespaces/{HAPPY}/deployments/upsell-champion")
@@ -137,8 +144,8 @@ def test_a_candidate_that_raises_the_error_rate_is_rolled_back(
     """Given the same example whose retraining builds a candidate answering 503 to half its
     requests,
     when drift triggers retraining and the candidate enters the canary,
-    then the error-rate analysis fails, the candidate is rolled back, and the champion keeps
-    100% of the traffic."""
+    then the error-rate analysis fails during the first step, the candidate is rolled back
+    after at most 20 failed requests, and the champion keeps 100% of the traffic."""
     assert bad.outcome == "RolledBack", bad.snapshots[-1]
     figures = bad.figures
     assert figures.canary_started is not None and figures.rolled_back is not None
@@ -155,6 +162,13 @@ def test_a_candidate_that_raises_the_error_rate_is_rolled_back(
     # The candidate really served during the canary, and really failed.
     during = [r for r in bad.records if bad.canary_window()(r) and r.variant == "candidate"]
     assert any(r.status == 503 for r in during)
+
+    # It was stopped mid-step, by the sequential test, after few failed requests.
+    assert "step 1 failed" in status["lastRollback"]
+    radius = blast_radius(bad.records, bad.traffic_offset, figures.rolled_back)
+    assert 0 < radius.failed <= MAX_FAILED_REQUESTS, radius
+    entry = next(e for e in status["history"] if e["version"] == candidate)
+    assert entry["blastRadius"]["failed"] > 0 and "firstFailureAt" in entry["blastRadius"]
 
     # After the rollback every request is the champion's, answered by v1.
     after = sent_after(bad, figures.rolled_back + SETTLE_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +12,14 @@ from fixtures.decision_inputs import (
     deployment,
     finished_job,
     job_pod,
+    per_variant,
     result,
 )
+from rollforward.analysis import AnalysisInputs
 from rollforward.api import (
     ConditionType,
     DriftTracking,
+    HistoryEntry,
     JobPhase,
     ModelDeployment,
     ModelDeploymentStatus,
@@ -269,6 +273,7 @@ class TestCandidateStart:
         rollout = ready.status.rollout
         assert rollout is not None and rollout.candidate_ready
         assert rollout.step_started_at == T0 + timedelta(minutes=3)
+        assert rollout.serving_since == T0 + timedelta(minutes=3)
         assert served_variants(md.spec, ready.status)[-1].weight == 10
         assert any(e.reason == "CandidateReady" for e in ready.events)
 
@@ -282,10 +287,11 @@ class TestCandidateStart:
 
 
 class TestCanary:
-    def test_analysis_is_due_only_after_the_pause(self) -> None:
+    def test_a_running_step_is_measured_at_every_look(self) -> None:
         md = in_canary(deployment())
-        assert not analysis_due(md, T0 + timedelta(seconds=30))
+        assert analysis_due(md, T0 + timedelta(seconds=30))
         assert analysis_due(md, T0 + timedelta(minutes=1))
+        assert not analysis_due(in_canary(deployment(), promoting=True), T0)
 
     def test_successful_step_moves_to_the_next_weight(self) -> None:
         md = in_canary(deployment())
@@ -488,3 +494,118 @@ def test_a_retraining_status_round_trips_through_json() -> None:
         == status
     )
     assert isinstance(status.retraining, RetrainingStatus)
+
+
+def with_canary_counts(inputs: AnalysisInputs, requests: float, failed: float) -> AnalysisInputs:
+    """The candidate's counts since it started serving (the blast radius's window)."""
+    return dataclasses.replace(
+        inputs,
+        canary_requests=per_variant({"candidate": requests, "champion": 3 * requests}),
+        canary_errors=per_variant({"candidate": failed, "champion": 0}),
+    )
+
+
+class TestLooksDuringAStep:
+    """Error rate and latency are looked at during the step: Failed aborts at once, Success
+    waits for the end of the pause, Inconclusive holds."""
+
+    def test_a_clearly_failing_candidate_is_rolled_back_mid_step(self) -> None:
+        md = in_canary(deployment(), serving_since=T0)
+        failing = analysis_inputs(requests=20, candidate_errors=10)
+        inputs = LifecycleInputs(
+            candidate=READY, analysis=with_canary_counts(failing, requests=20, failed=10)
+        )
+        outcome = step(md, inputs, timedelta(seconds=6))
+        assert outcome.status.rollout is None
+        assert outcome.status.phase is Phase.ROLLED_BACK
+        assert outcome.status.last_rollback.startswith("step 1 failed: errorRate")
+        entry = next(e for e in outcome.status.history if e.version == "upsell:v2")
+        assert entry.blast_radius is not None
+        assert (entry.blast_radius.requests, entry.blast_radius.failed) == (20, 10)
+        assert entry.blast_radius.ended_at == T0 + timedelta(seconds=6)
+
+    def test_a_healthy_look_mid_step_never_passes_the_step_early(self) -> None:
+        md = in_canary(deployment())
+        inputs = LifecycleInputs(candidate=READY, analysis=analysis_inputs())
+        outcome = step(md, inputs, timedelta(seconds=30))
+        rollout = outcome.status.rollout
+        assert rollout is not None and rollout.step == 0 and not rollout.promoting
+        assert rollout.step_started_at == T0
+        assert {r.name for r in rollout.analysis} >= {"errorRate", "latencyP99"}
+        assert not any(e.reason == "CanaryStep" for e in outcome.events)
+
+    def test_missing_data_mid_step_holds_without_counting_as_inconclusive(self) -> None:
+        md = in_canary(deployment())
+        down = LifecycleInputs(candidate=READY, analysis=analysis_inputs(error="refused"))
+        outcome = step(md, down, timedelta(seconds=30))
+        rollout = outcome.status.rollout
+        assert rollout is not None and rollout.step == 0
+        assert rollout.inconclusive_count == 0 and rollout.step_started_at == T0
+        assert outcome.status.failed_versions == []
+
+    def test_max_failed_requests_aborts_whatever_the_statistics_say(self) -> None:
+        def bounded(spec: dict[str, Any]) -> None:
+            spec["rollout"]["analysis"]["maxFailedRequests"] = 10
+
+        md = in_canary(deployment(mutate=bounded), serving_since=T0)
+        # 10 failures in 20,000 requests: well within the error-rate tolerance.
+        quiet = analysis_inputs(requests=20_000, candidate_errors=10, champion_errors=10)
+        inputs = LifecycleInputs(
+            candidate=READY, analysis=with_canary_counts(quiet, requests=20_000, failed=10)
+        )
+        outcome = step(md, inputs, timedelta(seconds=30))
+        assert outcome.status.rollout is None
+        assert "failedRequests" in outcome.status.last_rollback
+
+    def test_the_blast_radius_grows_look_by_look(self) -> None:
+        md = in_canary(deployment(), serving_since=T0)
+        first = step(
+            md,
+            LifecycleInputs(
+                candidate=READY, analysis=with_canary_counts(analysis_inputs(), 100, 0)
+            ),
+            timedelta(seconds=10),
+        )
+        second = step(
+            then(md, first),
+            LifecycleInputs(
+                candidate=READY, analysis=with_canary_counts(analysis_inputs(), 200, 1)
+            ),
+            timedelta(seconds=15),
+        )
+        assert second.status.rollout is not None
+        radius = second.status.rollout.blast_radius
+        assert (radius.requests, radius.failed) == (200, 1)
+        assert radius.first_failure_at == T0 + timedelta(seconds=15)
+
+    def test_the_promoted_version_keeps_its_blast_radius_in_history(self) -> None:
+        canaried = HistoryEntry(
+            version="upsell:v2", trigger="onDrift", trigger_id="t1", outcome="Canary",
+            started_at=T0,
+        )  # fmt: skip
+        md = in_canary(deployment(), step_index=1, serving_since=T0)
+        md = md.model_copy(update={"status": md.status.model_copy(update={"history": [canaried]})})
+        inputs = LifecycleInputs(
+            candidate=READY, analysis=with_canary_counts(analysis_inputs(), 800, 0)
+        )
+        promoting = step(md, inputs, timedelta(minutes=1))
+        champion = {
+            "metadata": {"generation": 2, "annotations": {ANNOTATION_VERSION: "upsell:v2"}},
+            "spec": {"replicas": 1},
+            "status": {
+                "observedGeneration": 2,
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "readyReplicas": 1,
+                "availableReplicas": 1,
+            },
+        }
+        done = step(
+            then(md, promoting),
+            LifecycleInputs(candidate=READY, champion_deployment=champion),
+            timedelta(minutes=2),
+        )
+        assert done.status.rollout is None
+        entry = next(e for e in done.status.history if e.version == "upsell:v2")
+        assert entry.outcome == "Promoted" and entry.blast_radius is not None
+        assert entry.blast_radius.requests == 800

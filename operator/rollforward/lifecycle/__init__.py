@@ -25,7 +25,7 @@ from rollforward.api import (
 )
 from rollforward.events import Event
 from rollforward.lifecycle import canary, retraining
-from rollforward.lifecycle.canary import analysis_due, rollout_hash, step_window_seconds
+from rollforward.lifecycle.canary import analysis_due, rollout_hash, step_complete
 from rollforward.lifecycle.progress import LifecycleInputs, Progress, is_paused
 from rollforward.observed import Manifest
 from rollforward.summary import Facts, summarize
@@ -76,5 +76,5 @@ __all__ = [
     "is_paused",
     "rollout_hash",
     "step",
-    "step_window_seconds",
+    "step_complete",
 ]

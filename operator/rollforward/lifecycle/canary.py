@@ -1,9 +1,11 @@
 """The canary half of the state machine: wait for the candidate, judge each step, then
 promote or roll back. Pure.
 
-A step moves on `apply_verdict(results)`: whatever measured the step (today the analysis
-at the end of its pause, `judge_step`) hands its AnalysisResults to it, so a check that runs
-during a step (a sequential test, say) only needs to produce results and call it.
+A step moves on `apply_verdict(results)`: the analysis at the end of its pause
+(`judge_step`) hands its AnalysisResults to it. Before that, a running step is looked at
+every analysis interval (`watch_step`: error rate by a sequential test, latency,
+maxFailedRequests): a Failed look goes to `apply_verdict` and rolls back at once; anything
+else waits, so a step never passes before its whole pause and missing data never fails it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from rollforward.analysis import analyse, verdict
+from rollforward.analysis import (
+    AnalysisInputs,
+    analyse,
+    candidate_counts,
+    interim_analysis,
+    verdict,
+)
 from rollforward.api import (
     AnalysisResult,
     Approval,
+    BlastRadius,
     CanaryStep,
     EventReason,
     HeldReason,
@@ -28,6 +37,7 @@ from rollforward.api import (
 )
 from rollforward.api import annotations as steering
 from rollforward.lifecycle.progress import LifecycleInputs, Progress, is_paused, pending_request
+from rollforward.looks import counted
 from rollforward.naming import ANNOTATION_VERSION
 from rollforward.observed import deployment_health
 from rollforward.retraining import with_history
@@ -51,19 +61,21 @@ def current_step(deployment: ModelDeployment) -> CanaryStep:
 
 
 def analysis_due(deployment: ModelDeployment, now: datetime) -> bool:
-    """Whether this reconcile must measure the current canary step."""
+    """Whether this reconcile must measure the current canary step: every reconcile of a
+    running step, which is requeued every analysis interval (rollforward.looks)."""
     rollout = deployment.status.rollout
     if rollout is None or rollout.promoting or rollout.awaiting_approval or is_paused(deployment):
         return False
-    if not rollout.candidate_ready or rollout.spec_hash != rollout_hash(deployment):
+    return rollout.candidate_ready and rollout.spec_hash == rollout_hash(deployment)
+
+
+def step_complete(deployment: ModelDeployment, now: datetime) -> bool:
+    """Whether the current step's pause has elapsed: only then can the step pass."""
+    rollout = deployment.status.rollout
+    if rollout is None:
         return False
     pause = timedelta(seconds=duration_seconds(current_step(deployment).pause))
     return now - rollout.step_started_at >= pause
-
-
-def step_window_seconds(deployment: ModelDeployment) -> int:
-    """The window a step's analysis measures: its pause."""
-    return max(int(duration_seconds(current_step(deployment).pause)), 1)
 
 
 def follow(
@@ -103,7 +115,22 @@ def _follow_unpaused(
                 work.handle(approve)
             _start_promotion(rollout, "approved", work)
     elif inputs.analysis is not None:
-        judge_step(deployment, rollout, inputs, now, work)
+        rollout = _count_blast_radius(deployment, rollout, inputs.analysis, now)
+        work.update(rollout=rollout)
+        if step_complete(deployment.model_copy(update={"status": work.status}), now):
+            judge_step(deployment, rollout, inputs, now, work)
+        else:
+            watch_step(deployment, rollout, inputs.analysis, now, work)
+
+
+def _count_blast_radius(
+    deployment: ModelDeployment, rollout: RolloutStatus, analysis: AnalysisInputs, now: datetime
+) -> RolloutStatus:
+    served = candidate_counts(deployment, analysis)
+    if served is None:
+        return rollout
+    radius = counted(rollout.blast_radius, served.requests, served.errors, now)
+    return rollout.model_copy(update={"blast_radius": radius})
 
 
 def _restart_analysis(
@@ -142,7 +169,9 @@ def _await_candidate(
     """Route to the candidate and start the first step's clock only once it serves; a
     candidate that never becomes available within the deadline is rolled back."""
     if inputs.candidate is not None and inputs.candidate.available:
-        ready = rollout.model_copy(update={"candidate_ready": True, "step_started_at": now})
+        ready = rollout.model_copy(
+            update={"candidate_ready": True, "step_started_at": now, "serving_since": now}
+        )
         work.update(rollout=ready)
         work.event(
             "Normal",
@@ -172,6 +201,21 @@ def judge_step(
         champion = deployment.spec.champion().name
         results = analyse(deployment, inputs.analysis, champion, rollout.candidate_version)
     apply_verdict(deployment, rollout, results, now, work)
+
+
+def watch_step(
+    deployment: ModelDeployment,
+    rollout: RolloutStatus,
+    analysis: AnalysisInputs,
+    now: datetime,
+    work: Progress,
+) -> None:
+    """A look during the step: only a Failed verdict acts (it rolls back at once)."""
+    results = interim_analysis(deployment, analysis, deployment.spec.champion().name)
+    if verdict(results) == "Failed":
+        apply_verdict(deployment, rollout, results, now, work)
+    else:
+        work.update(rollout=rollout.model_copy(update={"analysis": results}))
 
 
 def apply_verdict(
@@ -303,7 +347,12 @@ def _promoted_history(
     """The old champion superseded, the candidate promoted."""
     serving = (HistoryOutcome.SERVING, HistoryOutcome.PROMOTED)
     superseded = {"outcome": HistoryOutcome.SUPERSEDED, "finished_at": now}
-    promoted = {"outcome": HistoryOutcome.PROMOTED, "finished_at": now, "message": "promoted"}
+    promoted = {
+        "outcome": HistoryOutcome.PROMOTED,
+        "finished_at": now,
+        "message": "promoted",
+        "blast_radius": _final_radius(rollout, now),
+    }
     result = []
     for entry in history:
         if entry.version == previous and entry.outcome in serving:
@@ -312,6 +361,10 @@ def _promoted_history(
             entry = entry.model_copy(update=promoted)
         result.append(entry)
     return result
+
+
+def _final_radius(rollout: RolloutStatus, now: datetime) -> BlastRadius:
+    return rollout.blast_radius.model_copy(update={"ended_at": now})
 
 
 def _roll_back(rollout: RolloutStatus, why: str, now: datetime, work: Progress) -> None:
@@ -327,7 +380,12 @@ def _roll_back(rollout: RolloutStatus, why: str, now: datetime, work: Progress) 
         ),
     )
     entry = existing.model_copy(
-        update={"outcome": HistoryOutcome.ROLLED_BACK, "finished_at": now, "message": why[:900]}
+        update={
+            "outcome": HistoryOutcome.ROLLED_BACK,
+            "finished_at": now,
+            "message": why[:900],
+            "blast_radius": _final_radius(rollout, now),
+        }
     )
     work.update(
         rollout=None,
