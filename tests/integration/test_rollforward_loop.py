@@ -170,6 +170,25 @@ def test_candidate_with_raised_error_rate_is_rolled_back(loop: Loop) -> None:
     assert "upsell-candidate" not in loop.names("deployments")
 
 
+def test_a_clearly_failing_candidate_is_rolled_back_long_before_its_pause_ends(
+    loop: Loop,
+) -> None:
+    """Given a canary step with a 10-minute pause, looked at every second,
+    when the candidate fails half its requests,
+    then a look during the step rolls it back, and status keeps what it cost."""
+    loop.candidate.regime = Regime(label_shares=DRIFTED_SHARES, error_ratio=0.5)
+    md = manifest(loop.namespace, loop.prometheus.url, retraining_result())
+    md["spec"]["rollout"]["steps"] = [{"weight": 50, "pause": "10m"}]
+    md["spec"]["rollout"]["analysis"]["interval"] = "1s"
+    loop.cluster.apply(md)
+    final = loop.wait(lambda s: s.get("phase") == "RolledBack", "the rollback", timeout=240)
+    assert final["lastRollback"].startswith("step 1 failed: errorRate")
+    entry = next(h for h in final["history"] if h["version"] == CANDIDATE)
+    radius = entry["blastRadius"]
+    assert radius["failed"] > 0 and radius["requests"] >= radius["failed"]
+    assert "firstFailureAt" in radius and "endedAt" in radius
+
+
 def test_prometheus_down_during_analysis_holds_instead_of_rolling_back(loop: Loop) -> None:
     loop.cluster.apply(manifest(loop.namespace, loop.prometheus.url, retraining_result()))
     loop.wait(lambda s: bool((s.get("rollout") or {}).get("candidateReady")), "candidate ready")
