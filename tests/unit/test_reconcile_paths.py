@@ -110,11 +110,24 @@ class World:
     def status(self) -> ModelDeploymentStatus:
         return ModelDeploymentStatus.model_validate(self.cluster.status)
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> float | None:
+        """One reconcile; returns when it asked to be requeued (seconds), if it did."""
         body = {**self.manifest, "status": dict(self.cluster.status)}
         metrics = FakeMetrics(answer=self.prometheus.answer)
-        reconcile(body, self.cluster, metrics, OperatorSettings(), lambda: self.now)
+        result = reconcile(body, self.cluster, metrics, OperatorSettings(), lambda: self.now)
         self.asked = metrics.asked
+        return result.requeue_after
+
+    def follow_requeues(self, done: Callable[[World], bool], limit: timedelta) -> None:
+        """Reconcile only when the last reconcile asked to be requeued, as the handlers do."""
+        end = self.now + limit
+        while self.now < end:
+            after = self.reconcile()
+            if done(self):
+                return
+            assert after is not None, f"no requeue in {self.status.phase}"
+            self.now += timedelta(seconds=after)
+        raise AssertionError(f"still {self.status.phase} at {self.now - T0}")
 
     def run_until(self, done: Callable[[World], bool], limit: timedelta) -> None:
         """Reconcile once a minute, as the resync timer would, until `done` or `limit`."""
@@ -218,6 +231,20 @@ def test_candidate_with_errors_is_rolled_back() -> None:
     assert "upsell:v2" in world.status.failed_versions
     assert world.status.history[-1].outcome == "RolledBack"
     assert "RolledBack" in {e.reason for e in world.cluster.events}
+
+
+def test_a_running_canary_is_requeued_and_a_failing_candidate_stopped_mid_step() -> None:
+    world = canary_world()
+    world.reconcile()  # the candidate serves: its first step's clock starts
+    rollout = world.status.rollout
+    assert rollout is not None and rollout.candidate_ready
+    started = world.now
+    world.prometheus.candidate_errors = 200.0
+    world.follow_requeues(world.phase_is(Phase.ROLLED_BACK), timedelta(minutes=5))
+    # The example's first step pauses 2 minutes; the looks every 5 s stopped it first.
+    assert world.now - started < timedelta(minutes=2)
+    assert world.status.last_rollback.startswith("step 1 failed: errorRate")
+    assert world.reconcile() is None  # nothing runs: no more requeues
 
 
 def test_inconclusive_analysis_holds_the_canary_and_never_rolls_back() -> None:
