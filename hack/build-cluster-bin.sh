@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries from Go modules and caches them by version:
-#   ~/.cache/rollforward/bin/k8s-v$KUBE_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
+#   ~/.cache/rollforward/bin/k8s-v$KUBE_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,
+#                                                kubelet,kube-proxy}
 #   ~/.cache/rollforward/bin/etcd-v$ETCD_VERSION/etcd
 #   ~/.cache/rollforward/bin/kwok-v$KWOK_VERSION/kwok
 #   ~/.cache/rollforward/bin/helm-v$HELM_VERSION/helm
+#   ~/.cache/rollforward/bin/containerd-v$CONTAINERD_VERSION/{containerd,ctr,containerd-shim-runc-v2}
+#   ~/.cache/rollforward/bin/coredns-v$COREDNS_VERSION/coredns
 # A binary that already exists is not rebuilt, so a warm run takes about a second.
 # Prints the directory of each component, one per line, for callers that want them.
 set -euo pipefail
@@ -79,7 +82,7 @@ GO
 build_kube() {
   local out="$bin/k8s-v$KUBE_VERSION"
   local missing=()
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
     [ -x "$out/$cmd" ] || missing+=("k8s.io/kubernetes/cmd/$cmd")
   done
   local etcd_out="$bin/etcd-v$ETCD_VERSION"
@@ -114,6 +117,26 @@ build_installable() {
   echo "$out"
 }
 
+# containerd ships three commands from one module; CGO is off, which leaves out the
+# btrfs snapshotter (it needs cgo), and overlayfs is all the node uses.
+build_containerd() {
+  local out="$bin/containerd-v$CONTAINERD_VERSION"
+  local mod="github.com/containerd/containerd/v2/cmd"
+  local cmd
+  for cmd in containerd ctr containerd-shim-runc-v2; do
+    if [ ! -x "$out/$cmd" ]; then
+      require_go
+      log "building $cmd v$CONTAINERD_VERSION"
+      mkdir -p "$out"
+      GOFLAGS= GOBIN="$out" go install -trimpath -ldflags="-s -w" -tags no_btrfs \
+        "$mod/$cmd@v$CONTAINERD_VERSION"
+    fi
+  done
+  echo "$out"
+}
+
 build_kube
 build_installable kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 build_installable helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+build_containerd
+build_installable coredns github.com/coredns/coredns "$COREDNS_VERSION"

@@ -56,12 +56,20 @@ KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 
 # Which cached directory (hack/build-cluster-bin.sh) holds each binary, and its version key.
 _COMPONENT_DIRS = {"kubernetes": ("k8s", "KUBE_VERSION"), "etcd": ("etcd", "ETCD_VERSION"),
-                   "kwok": ("kwok", "KWOK_VERSION"), "helm": ("helm", "HELM_VERSION")}  # fmt: skip
+                   "kwok": ("kwok", "KWOK_VERSION"), "helm": ("helm", "HELM_VERSION"),
+                   "containerd": ("containerd", "CONTAINERD_VERSION"),
+                   "coredns": ("coredns", "COREDNS_VERSION")}  # fmt: skip
 _BINARY_COMPONENT = {
     "kube-apiserver": "kubernetes",
     "kube-controller-manager": "kubernetes",
     "kube-scheduler": "kubernetes",
     "kubectl": "kubernetes",
+    "kubelet": "kubernetes",
+    "kube-proxy": "kubernetes",
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "containerd-shim-runc-v2": "containerd",
+    "coredns": "coredns",
     "etcd": "etcd",
     "kwok": "kwok",
     "helm": "helm",
