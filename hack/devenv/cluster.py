@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from devenv.netns import NetworkNamespace
 from devenv.pki import ClusterPki, KeyPair, issue_certificate
 from devenv.processes import (
     ManagedProcess,
@@ -143,8 +144,13 @@ class LocalCluster(StartStop):
         binaries: ClusterBinaries | None = None,
         startup_timeout: float = 180.0,
         die_with_parent: bool = True,
+        netns: NetworkNamespace | None = None,
     ) -> None:
         self.base_dir = base_dir
+        # With a namespace every component runs inside it, the apiserver advertises the
+        # namespace's node address (pods reach it through the `kubernetes` Service), and the
+        # host reaches the apiserver through a forwarder on the same loopback port.
+        self.netns = netns
         self.die_with_parent = die_with_parent
         self.node_count = node_count
         self.binaries = binaries or ClusterBinaries.from_environment()
@@ -164,11 +170,13 @@ class LocalCluster(StartStop):
         self.ports = {name: free_port() for name in names}
         self._pki = ClusterPki.create(
             self.base_dir / "pki",
-            serving_ips=["127.0.0.1", KUBERNETES_SERVICE_IP],
+            serving_ips=["127.0.0.1", KUBERNETES_SERVICE_IP, *self._node_ips()],
             serving_dns=["localhost", "kubernetes", "kubernetes.default",
                          "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
         )  # fmt: skip
         self._write_component_kubeconfigs()
+        if self.netns is not None:
+            self._start_forwarder(self.netns)
         self._start_etcd()
         self._start_apiserver()
         self._start_controllers()
@@ -339,8 +347,19 @@ class LocalCluster(StartStop):
         pki_dir = self.base_dir / "pki"
         return KeyPair(pki_dir / "admin.crt", pki_dir / "admin.key")
 
-    def _write_component_kubeconfigs(self) -> None:
+    def issue_kubeconfig(self, name: str, user: str, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig with a client certificate for `user` in `groups` (CN and O), as used by
+        a component that authenticates the way the bootstrap RBAC expects (e.g. kubelet)."""
         pki = self._require_pki()
+        pair = issue_certificate(pki.ca, pki.ca.cert.parent, name, user, groups)
+        path = self.base_dir / "kubeconfigs" / f"{name}.kubeconfig"
+        _write_kubeconfig(path, self.server_url, pki.ca.cert, user, {
+            "client-certificate-data": _b64(pair.cert.read_bytes()),
+            "client-key-data": _b64(pair.key.read_bytes()),
+        })  # fmt: skip
+        return path
+
+    def _write_component_kubeconfigs(self) -> None:
         # Each component authenticates as the user the bootstrap RBAC policy expects of it.
         users = {
             "admin": ("rollforward-admin", ["system:masters"]),
@@ -350,22 +369,39 @@ class LocalCluster(StartStop):
             "kwok": ("rollforward-kwok", ["system:masters"]),
         }
         for name, (user, groups) in users.items():
-            pair = issue_certificate(pki.ca, pki.ca.cert.parent, name, user, groups)
-            _write_kubeconfig(
-                self.base_dir / "kubeconfigs" / f"{name}.kubeconfig",
-                self.server_url,
-                pki.ca.cert,
-                user,
-                {
-                    "client-certificate-data": _b64(pair.cert.read_bytes()),
-                    "client-key-data": _b64(pair.key.read_bytes()),
-                },
-            )
+            self.issue_kubeconfig(name, user, groups)
 
-    def _spawn(self, name: str, argv: Sequence[str]) -> ManagedProcess:
+    def _node_ips(self) -> list[str]:
+        return [self.netns.node_ip] if self.netns is not None else []
+
+    def in_network(self, probe: Callable[[], bool]) -> Callable[[], bool]:
+        """`probe` run where the components listen (inside the namespace, if any)."""
+        netns = self.netns
+        return probe if netns is None else lambda: netns.call(probe)
+
+    def _start_forwarder(self, netns: NetworkNamespace) -> None:
+        address = f"127.0.0.1:{self.ports['apiserver']}"
+        self._spawn(
+            "apiserver-forwarder",
+            [sys.executable, "-m", "devenv.netns_forward", "--netns", netns.name,
+             f"{address}={address}"],
+            wrap=False,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "hack")},
+        )  # fmt: skip
+
+    def _spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        wrap: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> ManagedProcess:
+        if wrap and self.netns is not None:
+            argv = self.netns.wrap(argv)
         process = ManagedProcess(
             name=name,
             argv=list(argv),
+            env=env,
             log_path=self.base_dir / "logs" / f"{name}.log",
             cwd=self.base_dir,
             die_with_parent=self.die_with_parent,
@@ -388,15 +424,19 @@ class LocalCluster(StartStop):
             "--log-level=warn",
         ])  # fmt: skip
         etcd.wait_until_ready(
-            lambda: json.loads(_http_get(f"{client}/health")).get("health") == "true",
+            self.in_network(lambda: json.loads(_http_get(f"{client}/health")).get("health") == "true"),
             self.startup_timeout,
         )
 
     def _start_apiserver(self) -> None:
         pki = self._require_pki()
+        node_ips = self._node_ips()
+        advertise = node_ips[0] if node_ips else "127.0.0.1"
         apiserver = self._spawn("kube-apiserver", [
             str(self.binaries.path("kube-apiserver")),
-            "--advertise-address=127.0.0.1", "--bind-address=127.0.0.1",
+            # Inside a namespace, 0.0.0.0 is the namespace's loopback and node address only.
+            f"--advertise-address={advertise}",
+            f"--bind-address={'0.0.0.0' if node_ips else '127.0.0.1'}",
             f"--secure-port={self.ports['apiserver']}",
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
             f"--cert-dir={self.base_dir / 'apiserver'}",
@@ -472,7 +512,9 @@ class LocalCluster(StartStop):
         insecure.verify_mode = ssl.CERT_NONE
         for process, name in ((controller_manager, "controller-manager"), (scheduler, "scheduler")):
             url = f"https://127.0.0.1:{self.ports[name]}/healthz"
-            process.wait_until_ready(_answers_ok(url, insecure), self.startup_timeout)
+            process.wait_until_ready(
+                self.in_network(_answers_ok(url, insecure)), self.startup_timeout
+            )
 
     def _register_nodes(self) -> None:
         nodes = [_kwok_node(f"kwok-node-{i}") for i in range(self.node_count)]

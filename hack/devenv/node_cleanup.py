@@ -1,0 +1,102 @@
+"""Finding and removing what a node leaves on the host: processes in its network namespace,
+mounts under its directory, shim sockets and CNI cache files. Also used by the teardown test
+to check that nothing is left."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+SHIM_SOCKET_DIR = Path("/run/containerd/s")
+CNI_CACHE_DIR = Path("/var/lib/cni")
+
+
+def _unescape(path: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        path = path.replace(code, char)
+    return path
+
+
+def mounts_under(base: Path) -> list[str]:
+    """Mount points at or below `base` in the host's mount namespace, in mount order."""
+    prefix = str(base)
+    found = []
+    for line in Path("/proc/1/mountinfo").read_text().splitlines():
+        point = _unescape(line.split()[4])
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return found
+
+
+def unmount_all(base: Path) -> list[str]:
+    """Detach every mount below `base`, newest first; returns what is still mounted."""
+    for _ in range(3):
+        points = mounts_under(base)
+        if not points:
+            break
+        for point in reversed(points):
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+    return mounts_under(base)
+
+
+def pids_in_netns(netns_path: Path) -> set[int]:
+    """Processes whose network namespace is the one at `netns_path` (never this one)."""
+    try:
+        target = os.stat(netns_path).st_ino
+    except FileNotFoundError:
+        return set()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.stat(entry / "ns" / "net").st_ino == target:
+                    found.add(int(entry.name))
+    return found
+
+
+def kill_netns_processes(netns_path: Path, timeout: float = 15.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while (pids := pids_in_netns(netns_path)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    return pids_in_netns(netns_path)
+
+
+def shim_sockets(containerd_socket: Path, task_dir: Path) -> list[Path]:
+    """The shim sockets containerd put in /run/containerd/s for this node's containers
+    (named by sha256 of "<containerd address>/<namespace>/<id>", see containerd's
+    pkg/shim.SocketAddress)."""
+    sockets = []
+    for namespace in task_dir.iterdir() if task_dir.is_dir() else ():
+        for container in namespace.iterdir():
+            for suffix in ("", "/debug"):
+                key = f"{containerd_socket}/{namespace.name}/{container.name}{suffix}"
+                sockets.append(SHIM_SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest())
+    return [s for s in sockets if s.exists()]
+
+
+def remove_shim_sockets(containerd_socket: Path, task_dir: Path) -> None:
+    for socket_path in shim_sockets(containerd_socket, task_dir):
+        socket_path.unlink(missing_ok=True)
+    # Only directories this node created are removed, and only when empty.
+    for directory in (SHIM_SOCKET_DIR, SHIM_SOCKET_DIR.parent):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def cni_cache_files(network_name: str) -> list[Path]:
+    results = CNI_CACHE_DIR / "results"
+    return sorted(results.glob(f"{network_name}-*")) if results.is_dir() else []
+
+
+def remove_cni_cache(network_name: str) -> None:
+    for path in cni_cache_files(network_name):
+        path.unlink(missing_ok=True)
