@@ -69,7 +69,7 @@ class NodeCgroup:
         for top in self.dirs():
             if not top.exists():
                 continue
-            for path in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True) + [top]:
+            for path in [*sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True), top]:
                 try:
                     path.rmdir()
                 except OSError:

@@ -424,7 +424,9 @@ class LocalCluster(StartStop):
             "--log-level=warn",
         ])  # fmt: skip
         etcd.wait_until_ready(
-            self.in_network(lambda: json.loads(_http_get(f"{client}/health")).get("health") == "true"),
+            self.in_network(
+                lambda: json.loads(_http_get(f"{client}/health")).get("health") == "true"
+            ),
             self.startup_timeout,
         )
 
@@ -448,6 +450,8 @@ class LocalCluster(StartStop):
             f"--service-account-signing-key-file={pki.service_account_key}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
+            # Node names do not resolve here; their InternalIP does (logs, exec).
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--profiling=false",
         ])  # fmt: skip
         context = ssl.create_default_context(cafile=str(pki.ca.cert))

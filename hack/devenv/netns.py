@@ -1,10 +1,10 @@
 """A network namespace that holds a whole local cluster: its node address, pod network,
 service rules and every component, so nothing touches the host's routes or iptables.
 
-The namespace gets loopback, a veth pair (both ends inside) carrying the node's address, and
-a blackhole default route: traffic to anywhere else is dropped, it never leaves. Host-side
-code reaches the namespace through `devenv.netns_forward` (a process) or `NetworkNamespace.call`
-(a thread that switches namespace: `setns` moves only the calling thread).
+The namespace gets loopback and a veth pair (both ends inside, the peer down) carrying the
+node's address and the default route: traffic to anywhere else is dropped, it never leaves.
+Host-side code reaches the namespace through `devenv.netns_forward` (a process) or
+`NetworkNamespace.call` (a thread that switches namespace: `setns` moves only that thread).
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ class NetworkNamespace:
             ("link", "add", "name", NODE_INTERFACE, "type", "veth", "peer", "name", NODE_PEER),
             ("addr", "add", f"{self.node_ip}/32", "dev", NODE_INTERFACE),
             ("link", "set", NODE_INTERFACE, "up"),
-            ("link", "set", NODE_PEER, "up"),
-            # Anything not in the namespace is unreachable, by construction.
-            ("route", "add", "blackhole", "default"),
+            # A default route makes ClusterIPs routable from the node itself (kube-proxy's
+            # DNAT happens after the route lookup); its peer stays down, so whatever is not
+            # DNATed to a pod is dropped: nothing leaves the namespace.
+            ("route", "add", "default", "dev", NODE_INTERFACE),
         ):
             _ip("-n", self.name, *args)
         return self

@@ -33,7 +33,7 @@ from devenv.cluster import POD_CIDR, REPO_ROOT, ClusterBinaries, LocalCluster, _
 from devenv.netns import NetworkNamespace
 from devenv.node_config import NODE_NAME, NodeLayout
 from devenv.oci_image import PAUSE_IMAGE, node_test_images
-from devenv.processes import ManagedProcess, StartStop, wait_until
+from devenv.processes import ManagedProcess, StartStop
 
 IMAGES_CACHE = Path(os.environ.get("ROLLFORWARD_CACHE", Path.home() / ".cache" / "rollforward"))
 PROJECT_IMAGES = REPO_ROOT / "_out" / "images"
@@ -42,15 +42,19 @@ _STATE_FILE = "node-state.json"
 # kubelet sets these host-wide sysctls unless they already hold its values; in its own mount
 # namespace it is shown files with those values instead (protectKernelDefaults makes it
 # fail, not write, if that ever stops working).
-_KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10",
-                    "kernel/panic_on_oops": "1"}  # fmt: skip
+_KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
 
 
 class RealNode(StartStop):
     """containerd, kubelet, kube-proxy and CoreDNS for `cluster`, inside `netns`."""
 
-    def __init__(self, cluster: LocalCluster, netns: NetworkNamespace, layout: NodeLayout,
-                 startup_timeout: float = 180.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        netns: NetworkNamespace,
+        layout: NodeLayout,
+        startup_timeout: float = 180.0,
+    ) -> None:
         self.cluster = cluster
         self.netns = netns
         self.layout = layout
@@ -74,18 +78,19 @@ class RealNode(StartStop):
         """Stop the daemons, then sweep: pods, shims, mounts, cgroups and caches."""
         for process in reversed(self.processes):
             process.stop(grace=5.0)
-        self.cgroup.kill_all()
-        node_cleanup.unmount_all(self.layout.base)
-        task_dir = self.layout.containerd_state / "io.containerd.runtime.v2.task"
-        node_cleanup.remove_shim_sockets(self.layout.containerd_socket, task_dir)
-        node_cleanup.remove_cni_cache(self.layout.network_name)
-        self.cgroup.remove()
+        sweep(self.layout)
 
     # --- images ----------------------------------------------------------------------------
 
     def ctr(self, *args: str) -> str:
-        argv = [str(self.binaries.path("ctr")), "--address", str(self.layout.containerd_socket),
-                "--namespace", "k8s.io", *args]  # fmt: skip
+        argv = [
+            str(self.binaries.path("ctr")),
+            "--address",
+            str(self.layout.containerd_socket),
+            "--namespace",
+            "k8s.io",
+            *args,
+        ]
         result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
@@ -107,8 +112,14 @@ class RealNode(StartStop):
             # Joined before exec, so containerd's shims (which re-parent to init) are in it too.
             argv = ["sh", "-c", f'{self.cgroup.join_command()}; exec "$@"', "sh", *argv]
         env = {"PATH": f"{self.binaries.bin_dir('containerd')}:/usr/sbin:/usr/bin:/sbin:/bin"}
-        process = ManagedProcess(name, argv, self.layout.base / "logs" / f"{name}.log", env=env,
-                                 cwd=self.layout.base, die_with_parent=self.cluster.die_with_parent)  # fmt: skip
+        process = ManagedProcess(
+            name,
+            argv,
+            self.layout.base / "logs" / f"{name}.log",
+            env=env,
+            cwd=self.layout.base,
+            die_with_parent=self.cluster.die_with_parent,
+        )
         self.processes.append(process.start())
         return process
 
@@ -149,21 +160,43 @@ class RealNode(StartStop):
         resolv.write_text("# cluster DNS only; nothing upstream\n")
         config = self.layout.base / "kubelet-config.yaml"
         config.write_text(node_config.kubelet_config(self.layout, self.netns.node_ip, resolv))
-        kubeconfig = self.cluster.issue_kubeconfig("kubelet", f"system:node:{NODE_NAME}",
-                                                   ["system:nodes"])  # fmt: skip
-        kubelet = [str(self.binaries.path("kubelet")), f"--config={config}",
-                   f"--kubeconfig={kubeconfig}", f"--root-dir={root}",
-                   f"--hostname-override={NODE_NAME}", f"--node-ip={self.netns.node_ip}", "--v=1"]  # fmt: skip
+        kubeconfig = self.cluster.issue_kubeconfig(
+            "kubelet", f"system:node:{NODE_NAME}", ["system:nodes"]
+        )
+        kubelet = [
+            str(self.binaries.path("kubelet")),
+            f"--config={config}",
+            f"--kubeconfig={kubeconfig}",
+            f"--root-dir={root}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={self.netns.node_ip}",
+            "--v=1",
+        ]
         script = f'{self._kubelet_mount_setup()} && exec "$@"'
-        self._spawn("kubelet", ["unshare", "--mount", "--propagation", "unchanged", "--",
-                                "sh", "-c", script, "sh", *kubelet], True)  # fmt: skip
+        self._spawn(
+            "kubelet",
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "unchanged",
+                "--",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                *kubelet,
+            ],
+            True,
+        )
 
     def _start_kube_proxy(self) -> None:
         kubeconfig = self.cluster.issue_kubeconfig("kube-proxy", "system:kube-proxy")
         config = self.layout.base / "kube-proxy-config.yaml"
         config.write_text(node_config.kube_proxy_config(kubeconfig, POD_CIDR))
-        proxy = self._spawn("kube-proxy", [str(self.binaries.path("kube-proxy")),
-                                           f"--config={config}", "--v=1"])  # fmt: skip
+        proxy = self._spawn(
+            "kube-proxy", [str(self.binaries.path("kube-proxy")), f"--config={config}", "--v=1"]
+        )
         proxy.wait_until_ready(
             self.cluster.in_network(lambda: _http_ok("http://127.0.0.1:10256/healthz")),
             self.startup_timeout,
@@ -171,13 +204,15 @@ class RealNode(StartStop):
 
     def _start_coredns(self) -> None:
         # CoreDNS lists Services, EndpointSlices, Pods and Namespaces cluster-wide.
-        kubeconfig = self.cluster.issue_kubeconfig("coredns", "rollforward-coredns",
-                                                   ["system:masters"])  # fmt: skip
+        kubeconfig = self.cluster.issue_kubeconfig(
+            "coredns", "rollforward-coredns", ["system:masters"]
+        )
         corefile = self.layout.base / "Corefile"
         corefile.write_text(node_config.corefile(self.netns.node_ip, kubeconfig))
         self.cluster.apply(node_config.kube_dns_manifests(self.netns.node_ip))
-        coredns = self._spawn("coredns", [str(self.binaries.path("coredns")),
-                                          "-conf", str(corefile)])  # fmt: skip
+        coredns = self._spawn(
+            "coredns", [str(self.binaries.path("coredns")), "-conf", str(corefile)]
+        )
         coredns.wait_until_ready(
             self.cluster.in_network(lambda: _http_ok("http://127.0.0.1:8181/ready")),
             self.startup_timeout,
@@ -212,21 +247,37 @@ class Leftovers:
     cni_cache: list[Path]
 
     def empty(self) -> bool:
-        return not (self.processes or self.mounts or self.netns or self.cgroups
-                    or self.shim_sockets or self.cni_cache)  # fmt: skip
+        return not (
+            self.processes
+            or self.mounts
+            or self.netns
+            or self.cgroups
+            or self.shim_sockets
+            or self.cni_cache
+        )
 
 
 class RealNodeCluster(StartStop):
     """The control plane plus one real node, all in a fresh network namespace."""
 
-    def __init__(self, base_dir: Path, run_id: str | None = None,
-                 binaries: ClusterBinaries | None = None, die_with_parent: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_dir: Path,
+        run_id: str | None = None,
+        binaries: ClusterBinaries | None = None,
+        die_with_parent: bool = True,
+    ) -> None:
         self.base_dir = base_dir
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.netns = NetworkNamespace(f"rf-{self.run_id}")
         self.layout = NodeLayout(base_dir / "node", self.run_id)
-        self.cluster = LocalCluster(base_dir / "cluster", node_count=0, binaries=binaries,
-                                    die_with_parent=die_with_parent, netns=self.netns)  # fmt: skip
+        self.cluster = LocalCluster(
+            base_dir / "cluster",
+            node_count=0,
+            binaries=binaries,
+            die_with_parent=die_with_parent,
+            netns=self.netns,
+        )
         self.node = RealNode(self.cluster, self.netns, self.layout)
 
     def start(self) -> RealNodeCluster:
@@ -243,38 +294,50 @@ class RealNodeCluster(StartStop):
     def leftovers(self) -> Leftovers:
         return leftovers(self.netns, self.layout)
 
-    def kubectl(self, *args: str, input: str | None = None,
-                check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.cluster.kubectl(*args, input=input, check=check)
 
     def run_in_netns(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a host command (e.g. busybox wget) inside the namespace."""
-        return subprocess.run(self.netns.wrap(argv), capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
+        return subprocess.run(
+            self.netns.wrap(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
 
 
 def teardown(netns: NetworkNamespace, layout: NodeLayout) -> None:
     """Remove whatever is left of a node, also after its harness died (used by node-down)."""
     node_cleanup.kill_netns_processes(netns.path)
-    cgroup = NodeCgroup(layout.cgroup_name)
-    cgroup.kill_all()
-    node_cleanup.unmount_all(layout.base)
-    task_dir = layout.containerd_state / "io.containerd.runtime.v2.task"
-    node_cleanup.remove_shim_sockets(layout.containerd_socket, task_dir)
-    node_cleanup.remove_cni_cache(layout.network_name)
-    cgroup.remove()
+    sweep(layout)
     netns.delete()
 
 
+def sweep(layout: NodeLayout) -> None:
+    """Kill what is left in the node's cgroup (pods, shims), then remove its mounts, shim
+    sockets, CNI cache files and cgroups."""
+    cgroup = NodeCgroup(layout.cgroup_name)
+    cgroup.kill_all()
+    node_cleanup.unmount_all(layout.base)
+    node_cleanup.remove_shim_sockets(layout.containerd_socket, _task_dir(layout))
+    sandboxes = node_cleanup.sandbox_ids(layout.containerd_root, layout.containerd_state)
+    node_cleanup.remove_cni_cache(layout.network_name, sandboxes)
+    cgroup.remove()
+
+
+def _task_dir(layout: NodeLayout) -> Path:
+    return layout.containerd_state / "io.containerd.runtime.v2.task"
+
+
 def leftovers(netns: NetworkNamespace, layout: NodeLayout) -> Leftovers:
-    task_dir = layout.containerd_state / "io.containerd.runtime.v2.task"
+    sandboxes = node_cleanup.sandbox_ids(layout.containerd_root, layout.containerd_state)
     return Leftovers(
         processes=node_cleanup.pids_in_netns(netns.path),
         mounts=node_cleanup.mounts_under(layout.base),
         netns=netns.exists(),
         cgroups=NodeCgroup(layout.cgroup_name).exists(),
-        shim_sockets=node_cleanup.shim_sockets(layout.containerd_socket, task_dir),
-        cni_cache=node_cleanup.cni_cache_files(layout.network_name),
+        shim_sockets=node_cleanup.shim_sockets(layout.containerd_socket, _task_dir(layout)),
+        cni_cache=node_cleanup.cni_cache_files(layout.network_name, sandboxes),
     )
 
 
@@ -298,8 +361,15 @@ def node_up(state_dir: Path) -> RealNodeCluster:
         state.unlink()
         raise
     print(f"node ready in {time.monotonic() - started:.1f}s")
-    state.write_text(json.dumps({"run_id": real.run_id, "kubeconfig": str(real.cluster.kubeconfig_path),
-                                 "server": real.cluster.server_url}))  # fmt: skip
+    state.write_text(
+        json.dumps(
+            {
+                "run_id": real.run_id,
+                "kubeconfig": str(real.cluster.kubeconfig_path),
+                "server": real.cluster.server_url,
+            }
+        )
+    )
     return real
 
 
@@ -322,8 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     state_dir: Path = args.dir.resolve()
     if args.command == "up":
         real = node_up(state_dir)
-        print(f"node is up: {real.cluster.server_url} (namespace {real.netns.name}, "
-              f"logs in {state_dir}/*/logs)")  # fmt: skip
+        print(
+            f"node is up: {real.cluster.server_url} (namespace {real.netns.name}, "
+            f"logs in {state_dir}/*/logs)"
+        )
         print(f"export KUBECONFIG={real.cluster.kubeconfig_path}")
         return 0
     left = node_down(state_dir)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 SHIM_SOCKET_DIR = Path("/run/containerd/s")
@@ -48,14 +49,14 @@ def unmount_all(base: Path) -> list[str]:
 def pids_in_netns(netns_path: Path) -> set[int]:
     """Processes whose network namespace is the one at `netns_path` (never this one)."""
     try:
-        target = os.stat(netns_path).st_ino
+        target = netns_path.stat().st_ino
     except FileNotFoundError:
         return set()
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             with contextlib.suppress(OSError):
-                if os.stat(entry / "ns" / "net").st_ino == target:
+                if (entry / "ns" / "net").stat().st_ino == target:
                     found.add(int(entry.name))
     return found
 
@@ -92,11 +93,29 @@ def remove_shim_sockets(containerd_socket: Path, task_dir: Path) -> None:
             directory.rmdir()
 
 
-def cni_cache_files(network_name: str) -> list[Path]:
+def cni_cache_files(network_name: str, sandbox_ids: Iterable[str] = ()) -> list[Path]:
+    """libcni's cached results of this node: its pod network's, and containerd's loopback
+    network's (`cni-loopback-<sandbox id>-lo`)."""
     results = CNI_CACHE_DIR / "results"
-    return sorted(results.glob(f"{network_name}-*")) if results.is_dir() else []
+    if not results.is_dir():
+        return []
+    loopback = [results / f"cni-loopback-{sandbox}-lo" for sandbox in sandbox_ids]
+    return sorted({*results.glob(f"{network_name}-*"), *(p for p in loopback if p.exists())})
 
 
-def remove_cni_cache(network_name: str) -> None:
-    for path in cni_cache_files(network_name):
+def remove_cni_cache(network_name: str, sandbox_ids: Iterable[str] = ()) -> None:
+    for path in cni_cache_files(network_name, sandbox_ids):
         path.unlink(missing_ok=True)
+    for directory in (CNI_CACHE_DIR / "results", CNI_CACHE_DIR):
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only when empty: another user's cache stays
+
+
+def sandbox_ids(containerd_root: Path, containerd_state: Path) -> set[str]:
+    """Every pod sandbox containerd's CRI plugin recorded under this node's directories."""
+    found: set[str] = set()
+    for top in (containerd_root, containerd_state):
+        sandboxes = top / "io.containerd.grpc.v1.cri" / "sandboxes"
+        if sandboxes.is_dir():
+            found.update(p.name for p in sandboxes.iterdir())
+    return found

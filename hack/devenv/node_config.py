@@ -99,6 +99,9 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.de
   cdi_spec_dirs = []
   # Pod network namespaces are bind-mounted under the state dir, not /var/run/netns.
   netns_mounts_under_state_dir = true
+  # Lowering oom_score_adj needs CAP_SYS_RESOURCE, which this machine's root lacks; clamp
+  # sandboxes (-998) and Guaranteed pods to containerd's own score instead.
+  restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
     runtime_type = 'io.containerd.runc.v2'
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
@@ -118,8 +121,14 @@ def cni_conflist(layout: NodeLayout) -> str:
         "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": str(layout.base / "cni" / "ipam"),
     }
-    bridge = {"type": "bridge", "bridge": "rf-cni0", "isGateway": True, "ipMasq": True,
-              "hairpinMode": True, "ipam": ipam}  # fmt: skip
+    bridge = {
+        "type": "bridge",
+        "bridge": "rf-cni0",
+        "isGateway": True,
+        "ipMasq": True,
+        "hairpinMode": True,
+        "ipam": ipam,
+    }
     portmap = {"type": "portmap", "capabilities": {"portMappings": True}}
     conf = {"cniVersion": "1.0.0", "name": layout.network_name, "plugins": [bridge, portmap]}
     return json.dumps(conf, indent=2)
@@ -151,8 +160,12 @@ def kubelet_config(layout: NodeLayout, node_ip: str, resolv_conf: Path) -> str:
         # Images are imported, never pulled: garbage-collecting one would break the next pod.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%",
-                         "imagefs.available": "1%", "nodefs.inodesFree": "1%"},  # fmt: skip
+        "evictionHard": {
+            "memory.available": "50Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
         "serializeImagePulls": False,
         "syncFrequency": "10s",
     }
@@ -170,9 +183,15 @@ def kube_proxy_config(kubeconfig: Path, cluster_cidr: str) -> str:
         "healthzBindAddress": "127.0.0.1:10256",
         "metricsBindAddress": "127.0.0.1:10249",
         # nf_conntrack_max and the global timeouts are host-wide: leave them alone.
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
-                      "tcpCloseWaitTimeout": "0s", "udpTimeout": "0s", "udpStreamTimeout": "0s"},
-    }  # fmt: skip
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+            "udpTimeout": "0s",
+            "udpStreamTimeout": "0s",
+        },
+    }
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -199,20 +218,29 @@ def kube_dns_manifests(node_ip: str) -> list[dict[str, Any]]:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                     "labels": {"k8s-app": "kube-dns"}},
-        "spec": {"clusterIP": CLUSTER_DNS_IP,
-                 "ports": [{"name": n, "protocol": p, "port": 53, "targetPort": 53}
-                           for n, p in ports]},
-    }  # fmt: skip
+        "metadata": {
+            "name": "kube-dns",
+            "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns"},
+        },
+        "spec": {
+            "clusterIP": CLUSTER_DNS_IP,
+            "ports": [{"name": n, "protocol": p, "port": 53, "targetPort": 53} for n, p in ports],
+        },
+    }
     endpoints = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {"name": "kube-dns-node", "namespace": "kube-system",
-                     "labels": {"kubernetes.io/service-name": "kube-dns",
-                                "endpointslice.kubernetes.io/managed-by": "devenv.rollforward.io"}},
+        "metadata": {
+            "name": "kube-dns-node",
+            "namespace": "kube-system",
+            "labels": {
+                "kubernetes.io/service-name": "kube-dns",
+                "endpointslice.kubernetes.io/managed-by": "devenv.rollforward.io",
+            },
+        },
         "addressType": "IPv4",
         "endpoints": [{"addresses": [node_ip], "conditions": {"ready": True}}],
         "ports": [{"name": n, "protocol": p, "port": 53} for n, p in ports],
-    }  # fmt: skip
+    }
     return [service, endpoints]

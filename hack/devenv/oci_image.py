@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -57,7 +56,7 @@ def layer_tar(spec: ImageSpec) -> bytes:
         for path, source in sorted(spec.files.items()):
             data = source.read_bytes()
             info = tarfile.TarInfo(path.strip("/"))
-            info.size, info.mode = len(data), os.stat(source).st_mode & 0o7777
+            info.size, info.mode = len(data), source.stat().st_mode & 0o7777
             _add(tar, info, data)
         for path, target in sorted(spec.links.items()):
             info = tarfile.TarInfo(path.strip("/"))
@@ -84,22 +83,35 @@ def write_archive(spec: ImageSpec, path: Path) -> Path:
     config = {
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Env": [_PATH], "Entrypoint": list(spec.entrypoint) or None,
-                   "Cmd": list(spec.cmd) or None},
+        "config": {
+            "Env": [_PATH],
+            "Entrypoint": list(spec.entrypoint) or None,
+            "Cmd": list(spec.cmd) or None,
+        },
         "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
-    }  # fmt: skip
+    }
     config_desc = _blob(blobs, _canonical(config), "application/vnd.oci.image.config.v1+json")
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config_desc, "layers": [layer_desc]}  # fmt: skip
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc,
+        "layers": [layer_desc],
+    }
     manifest_desc = _blob(blobs, _canonical(manifest), str(manifest["mediaType"]))
     # containerd names the image after io.containerd.image.name; other tools read ref.name.
     manifest_desc["annotations"] = {
         "io.containerd.image.name": spec.name,
         "org.opencontainers.image.ref.name": spec.name.rsplit(":", 1)[1],
     }
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-             "manifests": [manifest_desc]}  # fmt: skip
-    files = {"oci-layout": _canonical({"imageLayoutVersion": "1.0.0"}), "index.json": _canonical(index)}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [manifest_desc],
+    }
+    files = {
+        "oci-layout": _canonical({"imageLayoutVersion": "1.0.0"}),
+        "index.json": _canonical(index),
+    }
     files.update({f"blobs/sha256/{d.split(':')[1]}": data for d, data in blobs.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -142,8 +154,9 @@ def busybox_spec(busybox: Path = BUSYBOX) -> ImageSpec:
     listed = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True)
     applets = [line for line in listed.stdout.split() if line and line != "bin/busybox"]
     links = {f"/{applet}": "/bin/busybox" for applet in applets}
-    return ImageSpec(BUSYBOX_IMAGE, {"/bin/busybox": busybox}, links, dirs=["tmp", "etc"],
-                     cmd=["sh"])  # fmt: skip
+    return ImageSpec(
+        BUSYBOX_IMAGE, {"/bin/busybox": busybox}, links, dirs=["tmp", "etc"], cmd=["sh"]
+    )
 
 
 def node_test_images(out_dir: Path) -> list[Path]:
