@@ -113,6 +113,11 @@ def write_archive(spec: ImageSpec, path: Path) -> Path:
         "index.json": _canonical(index),
     }
     files.update({f"blobs/sha256/{d.split(':')[1]}": data for d, data in blobs.items()})
+    return _write_layout_tar(files, path)
+
+
+def _write_layout_tar(files: Mapping[str, bytes], path: Path) -> Path:
+    """The OCI layout's files as one tar, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tarfile.open(tmp, "w") as tar:
