@@ -7,6 +7,7 @@
 #   ~/.cache/rollforward/bin/helm-v$HELM_VERSION/helm
 #   ~/.cache/rollforward/bin/containerd-v$CONTAINERD_VERSION/{containerd,ctr,containerd-shim-runc-v2}
 #   ~/.cache/rollforward/bin/coredns-v$COREDNS_VERSION/coredns
+#   ~/.cache/rollforward/bin/prometheus-v$PROMETHEUS_VERSION/prometheus (for the real node)
 # A binary that already exists is not rebuilt, so a warm run takes about a second.
 # Prints the directory of each component, one per line, for callers that want them.
 set -euo pipefail
@@ -140,3 +141,4 @@ build_installable kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 build_installable helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 build_containerd
 build_installable coredns github.com/coredns/coredns "$COREDNS_VERSION"
+build_installable prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION"

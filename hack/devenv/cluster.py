@@ -59,7 +59,8 @@ KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 _COMPONENT_DIRS = {"kubernetes": ("k8s", "KUBE_VERSION"), "etcd": ("etcd", "ETCD_VERSION"),
                    "kwok": ("kwok", "KWOK_VERSION"), "helm": ("helm", "HELM_VERSION"),
                    "containerd": ("containerd", "CONTAINERD_VERSION"),
-                   "coredns": ("coredns", "COREDNS_VERSION")}  # fmt: skip
+                   "coredns": ("coredns", "COREDNS_VERSION"),
+                   "prometheus": ("prometheus", "PROMETHEUS_VERSION")}  # fmt: skip
 _BINARY_COMPONENT = {
     "kube-apiserver": "kubernetes",
     "kube-controller-manager": "kubernetes",
@@ -71,6 +72,7 @@ _BINARY_COMPONENT = {
     "ctr": "containerd",
     "containerd-shim-runc-v2": "containerd",
     "coredns": "coredns",
+    "prometheus": "prometheus",
     "etcd": "etcd",
     "kwok": "kwok",
     "helm": "helm",

@@ -34,6 +34,7 @@ from devenv.netns import NetworkNamespace
 from devenv.node_config import NODE_NAME, NodeLayout
 from devenv.oci_image import PAUSE_IMAGE, node_test_images
 from devenv.processes import ManagedProcess, StartStop
+from devenv.prometheus import LocalPrometheus
 
 IMAGES_CACHE = Path(os.environ.get("ROLLFORWARD_CACHE", Path.home() / ".cache" / "rollforward"))
 PROJECT_IMAGES = REPO_ROOT / "_out" / "images"
@@ -298,6 +299,22 @@ class RealNodeCluster(StartStop):
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         return self.cluster.kubectl(*args, input=input, check=check)
+
+    def prometheus(self, base_dir: Path) -> LocalPrometheus:
+        """A Prometheus inside the namespace that discovers pods through the API server
+        (`kubernetes_sd_configs`); start it with `with`."""
+        cert, key = self.cluster.admin_client_cert
+        scrape = node_config.pod_scrape_config(
+            self.cluster.server_url, self.cluster.ca_path, cert, key
+        )
+        executable = str(self.cluster.binaries.path("prometheus"))
+        return LocalPrometheus(
+            base_dir,
+            executable=executable,
+            netns=self.netns,
+            scrape_configs=[scrape],
+            die_with_parent=self.cluster.die_with_parent,
+        )
 
     def run_in_netns(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a host command (e.g. busybox wget) inside the namespace."""

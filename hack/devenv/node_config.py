@@ -244,3 +244,31 @@ def kube_dns_manifests(node_ip: str) -> list[dict[str, Any]]:
         "ports": [{"name": n, "protocol": p, "port": 53} for n, p in ports],
     }
     return [service, endpoints]
+
+
+def pod_scrape_config(server: str, ca: Path, cert: Path, key: Path) -> dict[str, Any]:
+    """A plain `kubernetes_sd_configs` job for a Prometheus inside the node's namespace: it
+    scrapes pods annotated `prometheus.io/scrape: "true"` (port and path from
+    `prometheus.io/port` and `prometheus.io/path`) and labels them with namespace, pod and
+    container, the labels every standard scrape configuration adds."""
+    tls = {"ca_file": str(ca), "cert_file": str(cert), "key_file": str(key)}
+    meta = "__meta_kubernetes_pod_"
+    relabel = [
+        {"source_labels": [f"{meta}annotation_prometheus_io_scrape"], "action": "keep",
+         "regex": "true"},
+        {"source_labels": [f"{meta}annotation_prometheus_io_path"], "regex": "(.+)",
+         "target_label": "__metrics_path__"},
+        {"source_labels": ["__address__", f"{meta}annotation_prometheus_io_port"],
+         "regex": r"([^:]+)(?::\d+)?;(\d+)", "replacement": "$1:$2",
+         "target_label": "__address__"},
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": [f"{meta}name"], "target_label": "pod"},
+        {"source_labels": [f"{meta}container_name"], "target_label": "container"},
+    ]  # fmt: skip
+    return {
+        "job_name": "kubernetes-pods",
+        # Prometheus 3 refuses a page without a Content-Type unless told what to expect.
+        "fallback_scrape_protocol": "PrometheusText0.0.4",
+        "kubernetes_sd_configs": [{"role": "pod", "api_server": server, "tls_config": tls}],
+        "relabel_configs": relabel,
+    }

@@ -16,12 +16,13 @@ import shutil
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from devenv.netns import NetworkNamespace
 from devenv.processes import (
     ManagedProcess,
     StartStop,
@@ -33,6 +34,7 @@ from devenv.processes import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 class PrometheusQueryError(RuntimeError):
@@ -50,8 +52,14 @@ class LocalPrometheus(StartStop):
         executable: str = "prometheus",
         startup_timeout: float = 120.0,
         die_with_parent: bool = True,
+        netns: NetworkNamespace | None = None,
+        scrape_configs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.base_dir = base_dir
+        # Inside a network namespace (a real node's), Prometheus listens on the namespace's
+        # loopback and this class talks to it from a thread that enters the namespace.
+        self.netns = netns
+        self.scrape_configs = list(scrape_configs)
         self.die_with_parent = die_with_parent
         self.port = port or free_port()
         self.scrape_interval = scrape_interval
@@ -81,7 +89,7 @@ class LocalPrometheus(StartStop):
         """Start (or restart, keeping data and port) and wait until it answers /-/ready."""
         if self.running():
             return self
-        if port_is_open(self.port):
+        if self._in_net(lambda: port_is_open(self.port)):
             raise OSError(f"port {self.port} is taken; Prometheus cannot (re)start on it")
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +98,7 @@ class LocalPrometheus(StartStop):
         self._process = ManagedProcess(
             name="prometheus",
             argv=[
+                *(self.netns.wrap([]) if self.netns is not None else []),
                 self.executable,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.data_dir}",
@@ -103,7 +112,8 @@ class LocalPrometheus(StartStop):
             die_with_parent=self.die_with_parent,
         ).start()
         self._process.wait_until_ready(
-            lambda: _get(f"{self.url}/-/ready").startswith("Prometheus"), self.startup_timeout
+            lambda: self._in_net(lambda: _get(f"{self.url}/-/ready")).startswith("Prometheus"),
+            self.startup_timeout,
         )
         return self
 
@@ -111,7 +121,11 @@ class LocalPrometheus(StartStop):
         """Shut down cleanly (SIGTERM), so the next start replays the write-ahead log."""
         if self._process is not None:
             self._process.stop(grace=30.0)
-            wait_until(lambda: not port_is_open(self.port), 30.0, what="Prometheus's port to close")
+            wait_until(
+                lambda: not self._in_net(lambda: port_is_open(self.port)),
+                30.0,
+                what="Prometheus's port to close",
+            )
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -187,9 +201,13 @@ class LocalPrometheus(StartStop):
                     "file_sd_configs": [
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                *self.scrape_configs,
             ],
         }
+
+    def _in_net(self, function: Callable[[], T]) -> T:
+        return function() if self.netns is None else self.netns.call(function)
 
     def _targets_file(self, job: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job)
@@ -211,7 +229,7 @@ class LocalPrometheus(StartStop):
     def _api(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
         url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
         try:
-            body = json.loads(_get(url))
+            body = json.loads(self._in_net(lambda: _get(url)))
         except urllib.error.HTTPError as error:
             body = json.loads(error.read() or b"{}")
         if body.get("status") != "success":

@@ -5,12 +5,12 @@ Given the control plane and one real node inside a fresh network namespace,
 when a Deployment, a Service and a Job of the busybox test image are created through the API,
 then the containers run (init container and emptyDir included), the Service answers through
 kube-proxy's rules, CoreDNS resolves its name from a pod, a Job's termination message reaches
-its status, and stopping the node removes every process, mount, namespace, veth and cgroup.
+its status, and a Prometheus in the namespace discovers pods through the API server.
+(test_real_node_teardown.py checks that stopping the node leaves nothing behind.)
 """
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,37 +147,37 @@ def test_job_resolves_the_service_by_name_and_reports_a_termination_message(
     assert terminated["message"].strip() == PAGE
 
 
-def _host_links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+def metrics_pod(namespace: str) -> dict[str, Any]:
+    """httpd serving a fixed Prometheus text page, annotated for discovery."""
+    page = "rollforward_node_test_up 1"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "metrics", "namespace": namespace, "annotations": {
+            "prometheus.io/scrape": "true", "prometheus.io/port": "8080",
+            "prometheus.io/path": "/metrics"}},
+        "spec": {"containers": [{
+            "name": "httpd", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+            "command": ["sh", "-c",
+                        f"mkdir /tmp/www && echo '{page}' > /tmp/www/metrics && "
+                        "exec httpd -f -p 8080 -h /tmp/www"],
+        }]},
+    }  # fmt: skip
 
 
-def _host_nat_rules() -> set[str]:
-    out = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
-    return set(out.splitlines())
-
-
-def _host_paths() -> set[str]:
-    """What exists under the host paths containerd and libcni write to by default."""
-    roots = [Path("/run/containerd"), Path("/var/lib/cni"), Path("/var/log/containers")]
-    return {str(p) for root in roots if root.exists() for p in [root, *root.rglob("*")]}
-
-
-def test_stopping_the_node_leaves_nothing_behind(tmp_path: Path) -> None:
-    links_before, nat_before, paths_before = _host_links(), _host_nat_rules(), _host_paths()
-    # Given a node that ran a pod (so there are shims, veths, mounts and pod cgroups)
-    node = RealNodeCluster(tmp_path / "node")
-    with node:
-        node.cluster.apply(web_deployment("default"))
-        wait_until(lambda: _deployment_ready(node, "default"), 180, what="web Ready")
-        running = node.leftovers()
-        assert running.processes and running.mounts and running.netns and running.cgroups
-        assert any(name.startswith("veth") for name in node.netns.interfaces())
-    # When it is stopped (by the context manager)
-    # Then no process, mount, namespace, cgroup, shim socket or CNI cache file is left
-    left = node.leftovers()
-    assert left.empty(), left
-    # And the host's interfaces and NAT rules are what they were before
-    assert _host_links() == links_before
-    assert _host_nat_rules() == nat_before
-    assert _host_paths() == paths_before
+def test_prometheus_in_the_namespace_discovers_pods_through_the_api_server(
+    real_node: RealNodeCluster, namespace: str, tmp_path: Path
+) -> None:
+    # Given a Prometheus inside the node's namespace with a kubernetes_sd_configs job
+    with real_node.prometheus(tmp_path / "prometheus") as prometheus:
+        # When an annotated pod runs on the node
+        real_node.cluster.apply(metrics_pod(namespace))
+        query = f'rollforward_node_test_up{{namespace="{namespace}"}}'
+        # Then its metric arrives, labelled with its namespace and pod
+        wait_until(lambda: bool(prometheus.query(query)), 120, what="the pod's metric")
+        labels = prometheus.query(query)[0]["metric"]
+        assert (labels["namespace"], labels["pod"], labels["container"]) == (
+            namespace,
+            "metrics",
+            "httpd",
+        )

@@ -62,3 +62,13 @@ def test_oci_archive_is_reproducible_and_names_its_image(tmp_path: Path) -> None
         index = json.loads(archive.extractfile("index.json").read())  # type: ignore[union-attr]
     annotations = index["manifests"][0]["annotations"]
     assert annotations["io.containerd.image.name"] == "rollforward.local/hello:1"
+
+
+def test_pod_scrape_config_keeps_annotated_pods_and_labels_namespace_pod_and_container() -> None:
+    job = node_config.pod_scrape_config("https://127.0.0.1:1", Path("/ca"), Path("/c"), Path("/k"))
+    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    keep = job["relabel_configs"][0]
+    assert keep["action"] == "keep"
+    assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+    targets = {r.get("target_label") for r in job["relabel_configs"]}
+    assert {"namespace", "pod", "container", "__address__", "__metrics_path__"} <= targets
