@@ -31,7 +31,7 @@ crds: setup ## regenerate crds/ from the API types
 test-unit: setup ## only the unit tests (no processes)
 	$(PY) -m pytest -m unit -q
 
-test: setup system-deps cluster-bin ## every test: unit, integration and e2e
+test: setup system-deps node-deps cluster-bin ## every test: unit, integration and e2e
 	$(PY) -m pytest -q
 
 clean: ## remove what the targets made here (.venv, _out, bench-results, demo-report); the cache in ~/.cache/rollforward stays

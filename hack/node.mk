@@ -6,7 +6,7 @@
 node-deps: ## install Debian's runc, CNI plugins, gcc and busybox-static for the real node (as root, only when missing)
 	@missing=$$(for p in runc containernetworking-plugins iproute2 iptables gcc libc6-dev busybox-static; do \
 		dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 node-up: setup node-deps cluster-bin ## start the control plane and a real node in a network namespace (state in _out/node/)
 	$(HARNESS) devenv.node up --dir _out/node
