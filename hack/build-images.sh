@@ -132,8 +132,21 @@ report() {
   done
 }
 
+# The layer cache only grows (vfs keeps a full copy per layer): this is how to start over.
+clean() {
+  if [ -d "$graphroot" ]; then
+    buildah "${storage[@]}" rm --all >/dev/null 2>&1 || true
+    buildah "${storage[@]}" rmi --all --force >/dev/null 2>&1 || true
+  fi
+  rm -rf "$cache/containers" "$runroot" "$out"
+}
+
 main() {
   local names=("$@") name
+  if [ "${1:-}" = --clean ]; then
+    clean
+    return
+  fi
   [ ${#names[@]} -gt 0 ] || names=("${order[@]}")
   for name in "${names[@]}"; do
     [ -n "${references[$name]:-}" ] || { log "unknown image $name (one of: ${order[*]})"; exit 2; }
