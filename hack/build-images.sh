@@ -34,11 +34,13 @@ debian_options=(
   --dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*'
 )
 # The router installs nginx with apt (its Dockerfile works on debian:bookworm-slim too); the
-# Python images need no apt at run time, so their base is only the Essential set plus Python.
+# Python images need no apt at run time, so their base is only the Essential set plus Python,
+# and libstdc++ (which the public slim image has through apt): the C++ extensions of numpy,
+# pandas and scikit-learn load it from the system, as manylinux wheels do.
 debian_image=localhost/rollforward/debian:bookworm
 debian_variant=(--variant=minbase --include=ca-certificates)
 python_image=localhost/rollforward/python-base:3.11-bookworm
-python_variant=(--variant=essential --include=python3,python3-venv,ca-certificates)
+python_variant=(--variant=essential --include=python3,python3-venv,ca-certificates,libstdc++6)
 
 # name -> the reference the chart or the operator settings use (docker.io spelled out).
 declare -A references=(
