@@ -3,7 +3,7 @@
 BENTO_PYTHONPATH := operator:bentos
 BENTO_OUT := _out/bento
 
-.PHONY: bento bench-bento
+.PHONY: bento bentos bench-bento
 
 bento: setup ## train the Soom upsell model on `baseline` and build its bento (v1)
 	mkdir -p $(BENTO_OUT)
@@ -14,3 +14,13 @@ bento: setup ## train the Soom upsell model on `baseline` and build its bento (v
 bench-bento: setup ## Soom bento latency with vs without rollforward.serving (bench-results/serving-overhead.md)
 	PYTHONPATH=$(BENTO_PYTHONPATH):hack $(PY) bench/bench_serving_overhead.py \
 		--output bench-results/serving-overhead.md
+
+# The README example's bentos: `upsell:v1` (logistic regression, the champion) and
+# `upsell:v1-gbm` (gradient-boosted trees, the A/B challenger), both on `baseline`, seed 0.
+bentos: setup ## build the README example's bentos upsell:v1 and upsell:v1-gbm into BENTOML_HOME
+	mkdir -p $(BENTO_OUT)
+	PYTHONPATH=$(BENTO_PYTHONPATH) $(PY) -m upsell.retrain --scenario baseline --seed 0 \
+		--bento-tag upsell:v1 --output $(BENTO_OUT)/upsell-v1.json
+	PYTHONPATH=$(BENTO_PYTHONPATH) $(PY) -m upsell.retrain --scenario baseline --seed 0 \
+		--algorithm gbm --bento-tag upsell:v1-gbm --output $(BENTO_OUT)/upsell-v1-gbm.json
+	$(VENV)/bin/bentoml list upsell

@@ -7,11 +7,13 @@ the same columns; `build_pipeline` imputes every gap and ignores categories it n
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -30,6 +32,9 @@ EVENT_COLUMNS = tuple(f"hosted_{name}" for name in EVENT_TYPES)
 NUMERIC_COLUMNS = (*NUMERIC_FIELDS, *DERIVED_NUMERIC)
 FLAG_COLUMNS = (*BOOLEAN_FIELDS, *EVENT_COLUMNS)
 MISSING_CATEGORY = "missing"
+
+# The classifier at the end of the pipeline.
+Algorithm = Literal["logistic", "gbm"]
 
 
 def derive_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -54,8 +59,9 @@ def derive_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def build_pipeline(seed: int = 0) -> Pipeline:
-    """Logistic regression behind preprocessing that never fails on a record."""
+def build_pipeline(seed: int = 0, algorithm: Algorithm = "logistic") -> Pipeline:
+    """A classifier behind preprocessing that never fails on a record: logistic regression,
+    or gradient-boosted trees (the README's `upsell:v1-gbm` challenger)."""
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = OneHotEncoder(
         handle_unknown="infrequent_if_exist", min_frequency=0.005, sparse_output=False
@@ -71,9 +77,15 @@ def build_pipeline(seed: int = 0) -> Pipeline:
         [
             ("derive", FunctionTransformer(derive_features)),
             ("columns", columns),
-            ("model", LogisticRegression(max_iter=1000, random_state=seed)),
+            ("model", _classifier(algorithm, seed)),
         ]
     )
+
+
+def _classifier(algorithm: Algorithm, seed: int) -> ClassifierMixin:
+    if algorithm == "gbm":
+        return HistGradientBoostingClassifier(max_iter=200, random_state=seed)
+    return LogisticRegression(max_iter=1000, random_state=seed)
 
 
 def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:

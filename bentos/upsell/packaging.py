@@ -8,6 +8,7 @@ the service module pins its model tag at import time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import yaml
 
 import rollforward.serving
 from upsell.schema import MODEL_NAME
@@ -61,11 +63,19 @@ def stage_build_context(model_tag: str, destination: Path) -> Path:
     return destination
 
 
-def build_bento(model_tag: str, *, env: Mapping[str, str] | None = None) -> str:
-    """Build the bento for `model_tag` (version = the model's version); return its tag."""
-    version = model_tag.partition(":")[2]
+def build_bento(
+    model_tag: str, *, env: Mapping[str, str] | None = None, tag: str | None = None
+) -> str:
+    """Build the bento for `model_tag`; return its tag. By default the bento is `soom-upsell`
+    at the model's version; `tag` (name:version, e.g. the README's `upsell:v1`) names it
+    instead, and replaces a bento already stored under that tag."""
+    name, _, version = (tag or "").partition(":")
+    version = version or model_tag.partition(":")[2]
+    if tag:
+        _forget(tag)
     with tempfile.TemporaryDirectory(prefix="soom-bento-") as staging:
         context = stage_build_context(model_tag, Path(staging))
+        bentofile = _bentofile(context, name)
         command = [
             sys.executable,
             "-m",
@@ -73,7 +83,7 @@ def build_bento(model_tag: str, *, env: Mapping[str, str] | None = None) -> str:
             "build",
             str(context),
             "-f",
-            str(context / "upsell" / "bentofile.yaml"),
+            str(bentofile),
             "--version",
             version,
             "--output",
@@ -95,6 +105,23 @@ def build_bento(model_tag: str, *, env: Mapping[str, str] | None = None) -> str:
     if not tags:
         raise BuildError(f"bentoml build printed no tag:\n{done.stdout[-3000:]}")
     return tags[-1]
+
+
+def _bentofile(context: Path, name: str) -> Path:
+    """The bentofile to build with: the package's own, or a copy under another bento name."""
+    bentofile = context / "upsell" / "bentofile.yaml"
+    if not name:
+        return bentofile
+    config = yaml.safe_load(bentofile.read_text())
+    renamed = context / "bentofile.yaml"
+    renamed.write_text(yaml.safe_dump({**config, "name": name}, sort_keys=False))
+    return renamed
+
+
+def _forget(tag: str) -> None:
+    """Delete the bento stored under `tag`, if any, so a fixed tag can be built again."""
+    with contextlib.suppress(bentoml.exceptions.NotFound):
+        bentoml.bentos.delete(tag)
 
 
 def _path_with_uv(path: str) -> str:

@@ -29,6 +29,7 @@ from rollforward.serving.contract import (
     EvaluationMetrics,
     RetrainingResult,
 )
+from upsell.features import Algorithm
 from upsell.generator import SCENARIOS, generate
 from upsell.packaging import BuildError, build_bento, model_tag_of_bento, save_model
 from upsell.training import (
@@ -60,6 +61,10 @@ class RetrainSettings(BaseSettings):
     min_auc: float = 0.75
     # How much worse than the champion on recent data a candidate may be.
     tolerance: float = 0.02
+    # The classifier: logistic regression, or gradient-boosted trees.
+    algorithm: Algorithm = "logistic"
+    # Name the bento (name:version, e.g. `upsell:v1`) instead of `soom-upsell:<model version>`.
+    bento_tag: str = Field(default="", pattern=r"^([a-z0-9_.-]+:[A-Za-z0-9_.-]+)?$")
     termination_message_path: Path = Field(
         default=Path(DEFAULT_TERMINATION_MESSAGE_PATH),
         validation_alias=AliasChoices(ENV_TERMINATION_MESSAGE_PATH, "termination_message_path"),
@@ -91,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult:
     data = generate(settings.scenario, settings.rows, settings.seed)
-    model = train(data, TrainingOptions(seed=settings.seed, since=_since(settings, data)))
+    options = TrainingOptions(
+        seed=settings.seed, since=_since(settings, data), algorithm=settings.algorithm
+    )
+    model = train(data, options)
     champion = _champion_recent(settings.champion or settings.serving_version, model)
     metrics = model.metrics.model_copy(update={"champion_recent": champion})
     reasons = acceptance_problems(
@@ -104,10 +112,11 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
             "seed": settings.seed,
             "trained_at": trained_at.isoformat(),
             "accepted": not reasons,
+            "algorithm": settings.algorithm,
         },
     )
     return RetrainingResult(
-        version=build_bento(model_tag),
+        version=build_bento(model_tag, tag=settings.bento_tag or None),
         accepted=not reasons,
         reasons=reasons,
         metrics=metrics,
@@ -199,6 +208,8 @@ def _parse(argv: Sequence[str] | None) -> dict[str, Any]:
     parser.add_argument("--champion", help="bento tag of the serving model")
     parser.add_argument("--min-auc", type=float)
     parser.add_argument("--tolerance", type=float)
+    parser.add_argument("--algorithm", choices=["logistic", "gbm"], help="the classifier")
+    parser.add_argument("--bento-tag", help="name:version of the bento (default: model's)")
     parser.add_argument(
         "--output",
         dest="termination_message_path",

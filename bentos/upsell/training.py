@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics
-from upsell.features import build_pipeline
+from upsell.features import Algorithm, build_pipeline
 from upsell.schema import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL
 
 LABEL_COLUMN = "upgraded"
@@ -36,6 +36,7 @@ class TrainingOptions:
     # Rows that signed up before this are dropped (stale data from before a pivot).
     since: datetime | None = None
     threshold: float = DEFAULT_THRESHOLD
+    algorithm: Algorithm = "logistic"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def train(data: pd.DataFrame, options: TrainingOptions | None = None) -> Trained
     train_rows, holdout = train_test_split(
         usable, test_size=opts.holdout_fraction, stratify=labels, random_state=opts.seed
     )
-    pipeline = build_pipeline(opts.seed)
+    pipeline = build_pipeline(opts.seed, opts.algorithm)
     pipeline.fit(train_rows, train_rows[LABEL_COLUMN].astype(int))
     recent = recent_slice(holdout, usable, opts.recent_fraction)
     holdout_metrics = evaluate(pipeline, holdout, opts.threshold)

@@ -215,10 +215,15 @@ def nginx_config_file(pod: Mapping[str, Any], container: Mapping[str, Any]) -> C
     raise LaunchError("CreateContainerConfigError", f"no ConfigMap mounted at {NGINX_CONFIG_PATH}")
 
 
+# Images that are nginx run by its own entrypoint: the stock one, the unprivileged one the
+# operator defaults to, and the one `make images` builds (rollforward/router).
+NGINX_IMAGES = frozenset({"nginx", "nginx-unprivileged", "router"})
+
+
 def is_nginx(container: Mapping[str, Any]) -> bool:
     """An nginx image run with its own entrypoint (no command)."""
     image = str(container.get("image", "")).rsplit("/", 1)[-1]
-    return not container.get("command") and image.split(":", 1)[0].split("@", 1)[0] == "nginx"
+    return not container.get("command") and image.split(":", 1)[0].split("@", 1)[0] in NGINX_IMAGES
 
 
 def plan_container(

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rollforward import __version__
 from rollforward.kubectl import add_commands
 
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kubectl rollforward" if invoked.startswith("kubectl-") else "rollforward",
         description="Keep ML models healthy in production: drift, retraining, canary, promotion.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     crd = commands.add_parser("crd", help="print the ModelDeployment CRD generated from the API")

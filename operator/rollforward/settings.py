@@ -13,10 +13,11 @@ class OperatorSettings(BaseSettings):
 
     prometheus_url: str | None = None
     """Prometheus base URL used when spec.monitoring.prometheusUrl is empty."""
-    bento_image: str = "rollforward/bento-runtime:latest"
-    """Image that runs `bentoml serve <tag>` for variants that name only a bento."""
-    router_image: str = "nginx:1.27-alpine"
-    """Image of the nginx router."""
+    bento_image: str = "rollforward/bento-runtime:0.1.0"
+    """Image that runs `bentoml serve <tag>` for variants that name only a bento; pinned to the
+    release (images/bento-runtime/Dockerfile), never `latest`."""
+    router_image: str = "nginxinc/nginx-unprivileged:1.27-alpine"
+    """Image of the nginx router: nginx running unprivileged (user 101, port 8080)."""
     resync_seconds: float = Field(default=30.0, gt=0)
     """Period of the level-based resync timer."""
     field_manager: str = "rollforward"

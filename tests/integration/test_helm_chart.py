@@ -184,14 +184,16 @@ def test_the_operator_pod_is_locked_down_and_probed_on_kopf_health() -> None:
 def test_operator_wide_defaults_reach_the_environment() -> None:
     docs = render(
         "--set", "config.prometheusUrl=http://prom:9090",
-        "--set", "config.routerImage=nginx:1.99",
-        "--set", "config.bentoImage=example/bento:2",
+        "--set", "config.routerImage.repository=nginx",
+        "--set", "config.routerImage.tag=1.99",
+        "--set", "config.bentoImage.repository=example/bento",
+        "--set", "config.bentoImage.digest=sha256:" + "a" * 64,
     )  # fmt: skip
     container = the(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["ROLLFORWARD_PROMETHEUS_URL"] == "http://prom:9090"
     assert env["ROLLFORWARD_ROUTER_IMAGE"] == "nginx:1.99"
-    assert env["ROLLFORWARD_BENTO_IMAGE"] == "example/bento:2"
+    assert env["ROLLFORWARD_BENTO_IMAGE"] == "example/bento@sha256:" + "a" * 64
 
 
 def test_more_than_one_replica_elects_a_leader() -> None:

@@ -11,12 +11,14 @@ from devenv.pod_launch import (
     LaunchError,
     Workload,
     expand_references,
+    is_nginx,
     plan_container,
     rewrite_listen_args,
     scrape_port,
     scrape_target_labels,
 )
 from rollforward.serving.contract import ENV_TERMINATION_MESSAGE_PATH
+from rollforward.settings import OperatorSettings
 
 PYTHON = Path("/venv/bin/python")
 MESSAGE = Path("/run/pod/termination-log")
@@ -37,7 +39,7 @@ def pod(container: dict[str, Any], **spec: Any) -> dict[str, Any]:
 
 BENTO = {
     "name": "bento",
-    "image": "rollforward/bento-runtime:latest",
+    "image": "rollforward/bento-runtime:0.1.0",
     "command": ["bentoml", "serve", "soom-upsell:v1"],
     "args": ["--host", "0.0.0.0", "--port", "3000"],
     "env": [
@@ -149,3 +151,12 @@ def test_scrape_labels_follow_kubernetes_sd_labelmap() -> None:
         "pod": "upsell-champion-abc",
     }
     assert scrape_port(pod(BENTO)) == 3000
+
+
+@pytest.mark.parametrize(
+    "image",
+    [OperatorSettings().router_image, "docker.io/rollforward/router:0.1.0", "nginx:1.27-alpine"],
+)
+def test_every_router_image_runs_as_nginx(image: str) -> None:
+    assert is_nginx({"name": "nginx", "image": image})
+    assert not is_nginx({"name": "nginx", "image": image, "command": ["sh"]})

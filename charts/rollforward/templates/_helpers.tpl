@@ -40,10 +40,16 @@ app.kubernetes.io/part-of: rollforward
 {{- end -}}
 
 {{- define "rollforward.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- include "rollforward.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* An image reference from {repository, tag, digest}: the digest wins; an empty tag is
+defaultTag (the chart's appVersion), so no image ever floats on `latest`. */}}
+{{- define "rollforward.imageRef" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" .image.repository (default .defaultTag .image.tag) -}}
 {{- end -}}
 {{- end -}}
 
