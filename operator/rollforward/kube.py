@@ -7,6 +7,8 @@ steady-state resync writes nothing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 import threading
@@ -99,6 +101,23 @@ class KubeAdapter:
         except NotFoundError:
             return None
         return found
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded; None when it does not exist or a value is not text.
+
+        A plain GET of one named Secret: the operator never lists or watches Secrets.
+        """
+        try:
+            found = self._lookup("v1", "Secret").get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        try:
+            return {
+                key: base64.b64decode(value).decode()
+                for key, value in (found.get("data") or {}).items()
+            }
+        except (binascii.Error, UnicodeDecodeError):
+            return None
 
     def list_children(
         self, namespace: str, owner: str, kinds: tuple[str, ...]
