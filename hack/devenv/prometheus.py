@@ -11,12 +11,16 @@ how the operator copes and then bring it back with its history.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
+import ssl
+import subprocess
 import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,42 @@ from devenv.processes import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+@dataclass(frozen=True)
+class WebSecurity:
+    """TLS and basic auth of Prometheus's own HTTP server (`--web.config.file`)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    """The CA that signed `cert`, for this module's own readiness checks and queries."""
+    user: str
+    password: str
+
+    def web_config(self) -> dict[str, Any]:
+        return {
+            "tls_server_config": {"cert_file": str(self.cert), "key_file": str(self.key)},
+            "basic_auth_users": {self.user: bcrypt_hash(self.password)},
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def authorization(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+
+
+def bcrypt_hash(password: str) -> str:
+    """The bcrypt hash Prometheus's web config wants, made by htpasswd (apache2-utils)."""
+    result = subprocess.run(
+        ["htpasswd", "-niB", "-C", "10", "user"],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().split(":", 1)[1]
+
+
 class PrometheusQueryError(RuntimeError):
     """The Prometheus HTTP API answered with an error."""
 
@@ -50,8 +90,10 @@ class LocalPrometheus(StartStop):
         executable: str = "prometheus",
         startup_timeout: float = 120.0,
         die_with_parent: bool = True,
+        security: WebSecurity | None = None,
     ) -> None:
         self.base_dir = base_dir
+        self.security = security
         self.die_with_parent = die_with_parent
         self.port = port or free_port()
         self.scrape_interval = scrape_interval
@@ -61,7 +103,8 @@ class LocalPrometheus(StartStop):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.security is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def targets_dir(self) -> Path:
@@ -87,10 +130,16 @@ class LocalPrometheus(StartStop):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.base_dir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
+        web: list[str] = []
+        if self.security is not None:
+            web_config = self.base_dir / "web.yml"
+            web_config.write_text(yaml.safe_dump(self.security.web_config()))
+            web = [f"--web.config.file={web_config}"]
         self._process = ManagedProcess(
             name="prometheus",
             argv=[
                 self.executable,
+                *web,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -103,7 +152,8 @@ class LocalPrometheus(StartStop):
             die_with_parent=self.die_with_parent,
         ).start()
         self._process.wait_until_ready(
-            lambda: _get(f"{self.url}/-/ready").startswith("Prometheus"), self.startup_timeout
+            lambda: self._get(f"{self.url}/-/ready").startswith("Prometheus"),
+            self.startup_timeout,
         )
         return self
 
@@ -211,7 +261,7 @@ class LocalPrometheus(StartStop):
     def _api(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
         url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
         try:
-            body = json.loads(_get(url))
+            body = json.loads(self._get(url))
         except urllib.error.HTTPError as error:
             body = json.loads(error.read() or b"{}")
         if body.get("status") != "success":
@@ -219,9 +269,18 @@ class LocalPrometheus(StartStop):
         data: dict[str, Any] = body["data"]
         return data
 
+    def _get(self, url: str) -> str:
+        return _get(url, self.security)
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
+
+def _get(url: str, security: WebSecurity | None = None) -> str:
+    if security is None:
+        request = urllib.request.Request(url)
+        context = None
+    else:
+        request = urllib.request.Request(url, headers={"Authorization": security.authorization()})
+        context = security.ssl_context()
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
         body: bytes = response.read()
         return body.decode()
 

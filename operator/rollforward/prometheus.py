@@ -64,7 +64,7 @@ class PrometheusSource:
     # Reconciles run in threads; one lock makes the first caller of a tick query and the
     # others wait for its answer instead of sending the same query again.
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _down: dict[_Key, float] = field(default_factory=dict)
+    _down: dict[_Key, tuple[float, QueryResult]] = field(default_factory=dict)
     quiet_seconds: float = 2.0
     """After a failed query, how long the same Prometheus is not asked again."""
 
@@ -77,15 +77,18 @@ class PrometheusSource:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            down_since = self._down.get(target)
-            if down_since is not None and time.monotonic() - down_since < self.quiet_seconds:
-                # One outage answers every query for a while, instead of each query timing out.
-                return QueryResult(error=f"Prometheus at {url} failed moments ago; not asked again")
+            down = self._down.get(target)
+            if down is not None and time.monotonic() - down[0] < self.quiet_seconds:
+                # One outage answers every query for a while, instead of each query timing out;
+                # with the first failure's reason, so a TLS or credential problem stays named.
+                return QueryResult(
+                    error=f"{down[1].error} (moments ago; not asked again)", reason=down[1].reason
+                )
             result = self._query_with_retries(target, promql, at)
             if result.ok:
                 self._down.pop(target, None)
             else:
-                self._down[target] = time.monotonic()
+                self._down[target] = (time.monotonic(), result)
             if result.ok:
                 # Failures are not cached: the next ModelDeployment may try again this tick.
                 self._cache[key] = result
