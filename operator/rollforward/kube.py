@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import dynamic
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, ResourceNotFoundError
 
 from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
 from rollforward.events import Event
@@ -169,6 +169,17 @@ class KubeAdapter:
             field_manager=self._field_manager,
             force_conflicts=True,
         )
+
+    def create(self, manifest: Manifest) -> None:
+        """A plain create: for objects written once and never again (the feedback key)."""
+        kind = manifest["kind"]
+        self._count_write("create", kind)
+        with contextlib.suppress(ConflictError):  # another replica or an earlier try made it
+            self._lookup(manifest["apiVersion"], kind).create(
+                body=manifest,
+                namespace=manifest["metadata"]["namespace"],
+                field_manager=self._field_manager,
+            )
 
     def delete(self, namespace: str, kind: str, name: str, propagation: str = "Background") -> None:
         self._count_write("delete", kind)

@@ -48,6 +48,10 @@ class Cluster(Protocol):
         """Merge-patch the status subresource."""
         ...
 
+    def create(self, manifest: Manifest) -> None:
+        """Create an object if none of that name exists; an existing one is left as it is."""
+        ...
+
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's decoded data, or None when it does not exist."""
         ...

@@ -7,6 +7,7 @@ writes children first and status last, once, and only what changed.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +23,15 @@ from rollforward.api import (
     parse_model_deployment,
     validation_messages,
 )
+from rollforward.builders import owner_reference
 from rollforward.decide import Snapshot, decide
 from rollforward.drift.check import DriftInputs
 from rollforward.events import Event
+from rollforward.feedback_key import secret_manifest
 from rollforward.fetch import FetchPlan, plan_fetch
 from rollforward.looks import requeue_after
 from rollforward.measurements import QueryResult
+from rollforward.naming import feedback_key_name
 from rollforward.ports import Cluster, MetricsSource
 from rollforward.prometheus_access import PrometheusTarget, SecretReader, resolve_target
 from rollforward.settings import OperatorSettings
@@ -166,6 +170,7 @@ def reconcile(
     except ValidationError as error:
         return _report_invalid(body, error, kube, now())
 
+    ensure_feedback_key(deployment, kube)
     moment = now()
     snapshot = gather(deployment, kube, source, settings, moment)
     plan = decide(deployment, snapshot, settings, moment)
@@ -183,6 +188,15 @@ def reconcile(
         kube.post_event(deployment, event)
     after = requeue_after(deployment.model_copy(update={"status": plan.status}), now())
     return ReconcileResult(len(plan.apply), len(plan.delete), bool(patch), plan.status, after)
+
+
+def ensure_feedback_key(deployment: ModelDeployment, kube: Cluster) -> None:
+    """Create the Secret that signs prediction ids, before any bento pod needs it; one GET
+    when it exists, and it is never rewritten (that would void every issued id)."""
+    namespace, name = deployment.metadata.namespace, deployment.metadata.name
+    if kube.read_secret(namespace, feedback_key_name(name)) is None:
+        key = secrets.token_urlsafe(32)
+        kube.create(secret_manifest(deployment, key, owner_reference(deployment)))
 
 
 def _report_invalid(
