@@ -26,6 +26,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 from rollforward.api import Reason
@@ -136,7 +137,7 @@ class PrometheusSource:
         """The message and, when it is not plain unreachability, the reason of a failure."""
         if isinstance(problem, requests.exceptions.SSLError):
             return f"TLS verification failed: {problem}"[:300], Reason.PROMETHEUS_TLS_ERROR
-        if isinstance(problem, requests.Timeout):
+        if isinstance(problem, requests.Timeout) or _timed_out(problem):
             return f"no answer within {self.timeout_seconds:g}s", None
         if isinstance(problem, requests.ConnectionError):
             return "cannot connect", None
@@ -152,6 +153,13 @@ class PrometheusSource:
         if self.metrics is not None:
             self.metrics.prometheus_queries.labels(result=result).inc()
             self.metrics.prometheus_query_seconds.observe(time.monotonic() - started)
+
+
+def _timed_out(problem: Exception) -> bool:
+    # With retries off, urllib3 wraps a read timeout in MaxRetryError, which requests raises
+    # as a ConnectionError: a slow Prometheus would read as one that refuses connections.
+    cause = getattr(problem.args[0], "reason", None) if problem.args else None
+    return isinstance(problem, requests.ConnectionError) and isinstance(cause, Urllib3Timeout)
 
 
 def _status(problem: PrometheusApiClientException) -> int | None:
