@@ -19,7 +19,12 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import dynamic
-from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ResourceNotFoundError,
+)
 
 from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
 from rollforward.events import Event
@@ -110,6 +115,11 @@ class KubeAdapter:
         try:
             found = self._lookup("v1", "Secret").get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
+            return None
+        except ForbiddenError:
+            # Outside the operator's RBAC (a namespace it has no Role in): as good as absent,
+            # and the condition says which Secret; never a crashed reconcile.
+            log.warning("reading Secret %s/%s is forbidden", namespace, name)
             return None
         try:
             return {
