@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup system-deps lint test test-unit crds demo bench clean
+.PHONY: help setup system-deps lint test test-unit crds demo bench soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ test-unit: setup ## only the unit tests (no processes)
 
 test: setup system-deps node-deps cluster-bin ## every test: unit, integration and e2e
 	$(PY) -m pytest -q
+
+SOAK_KILLS ?= 200
+soak: setup system-deps cluster-bin ## chaos soak: SOAK_KILLS (200) operator kills, report in bench-results/soak.md
+	mkdir -p bench-results
+	ROLLFORWARD_CHAOS_KILLS=$(SOAK_KILLS) ROLLFORWARD_CHAOS_REPORT=bench-results/soak.md \
+		$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_chaos.py
 
 clean: ## remove what the targets made here (.venv, _out, bench-results, demo-report); the cache in ~/.cache/rollforward stays
 	rm -rf $(VENV) _out bench-results demo-report .pytest_cache .mypy_cache .ruff_cache

@@ -110,6 +110,10 @@ class SoomUpsell:
 
     @bentoml.api(route=FEEDBACK_PATH)  # type: ignore[untyped-decorator]
     def feedback(self, payload: Any, /) -> Any:
+        if not self.instrumentation.feedback_enabled:
+            return JSONResponse(
+                {"error": self.instrumentation.feedback_disabled_message}, status_code=503
+            )
         items = feedback_items(payload)
         if items is None or len(items) > MAX_FEEDBACK_ITEMS:
             return JSONResponse(

@@ -87,6 +87,12 @@ def issue_certificate(
     return pair
 
 
+def create_ca(directory: Path, common_name: str) -> KeyPair:
+    """A self-signed CA in `directory` (ca.crt, ca.key), e.g. for a TLS test server."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return _self_signed_ca(directory, common_name)
+
+
 def _self_signed_ca(directory: Path, common_name: str) -> KeyPair:
     pair = KeyPair(directory / "ca.crt", directory / "ca.key")
     _openssl(

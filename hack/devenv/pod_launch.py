@@ -14,7 +14,7 @@ reported as such on the pod, as a kubelet reports an image it cannot pull.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -134,22 +134,44 @@ def field_value(pod: Mapping[str, Any], field_path: str, pod_ip: str) -> str:
     raise LaunchError("CreateContainerConfigError", f"unsupported fieldRef {field_path!r}")
 
 
-def declared_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, str]:
+SecretValue = Callable[[str, str], str | None]
+"""(Secret name, key) in the pod's namespace -> the decoded value, or None when absent."""
+
+
+def declared_env(
+    pod: Mapping[str, Any], container: Mapping[str, Any], secret_value: SecretValue | None = None
+) -> dict[str, str]:
     """The container's `env`, with `$(VAR)` references to earlier variables expanded."""
     env: dict[str, str] = {}
     for variable in container.get("env") or []:
         name = variable["name"]
         if "valueFrom" in variable:
-            field_ref = variable["valueFrom"].get("fieldRef")
-            if field_ref is None:
-                raise LaunchError(
-                    "CreateContainerConfigError",
-                    f"env {name}: only value and fieldRef are supported locally",
-                )
-            env[name] = field_value(pod, field_ref["fieldPath"], LOCAL_HOST)
+            env[name] = _value_from(pod, name, variable["valueFrom"], secret_value)
         else:
             env[name] = expand_references(str(variable.get("value", "")), env)
     return env
+
+
+def _value_from(
+    pod: Mapping[str, Any], name: str, source: Mapping[str, Any], secret_value: SecretValue | None
+) -> str:
+    field_ref, secret_ref = source.get("fieldRef"), source.get("secretKeyRef")
+    if field_ref is not None:
+        return field_value(pod, field_ref["fieldPath"], LOCAL_HOST)
+    if secret_ref is not None and secret_value is not None:
+        value = secret_value(secret_ref["name"], secret_ref["key"])
+        if value is None:
+            # As the kubelet: the container waits until the Secret exists.
+            raise LaunchError(
+                "CreateContainerConfigError",
+                f'env {name}: secret "{secret_ref["name"]}" or its key "{secret_ref["key"]}" '
+                "not found",
+            )
+        return value
+    raise LaunchError(
+        "CreateContainerConfigError",
+        f"env {name}: only value, fieldRef and secretKeyRef are supported locally",
+    )
 
 
 def expand_references(text: str, env: Mapping[str, str]) -> str:
@@ -232,9 +254,10 @@ def plan_container(
     ports: Mapping[int, int],
     python: Path,
     termination_message_file: Path,
+    secret_value: SecretValue | None = None,
 ) -> ContainerLaunch:
     """How to run `container` of `pod` locally, with `ports` already allocated to it."""
-    env = declared_env(pod, container)
+    env = declared_env(pod, container, secret_value)
     fallback = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
     readiness = readiness_probe(container)
     name = str(container["name"])

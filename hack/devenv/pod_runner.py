@@ -37,6 +37,7 @@ local addresses of pods and Services to D/endpoints.json (see `read_service_addr
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -46,7 +47,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -466,12 +467,32 @@ class PodRunner(StartStop):
             container = LocalContainer(spec=spec, launch=None, run_dir=container_dir)
             try:
                 container.launch = plan_container(
-                    pod, spec, ports, self.python, container.message_path
+                    pod,
+                    spec,
+                    ports,
+                    self.python,
+                    container.message_path,
+                    self._secret_reader(str(metadata["namespace"])),
                 )
             except LaunchError as error:
                 container.waiting_reason, container.waiting_message = error.reason, str(error)
             containers.append(container)
         return LocalPod(pod=pod, run_dir=run_dir, containers=containers, start_time=timestamp())
+
+    def _secret_reader(self, namespace: str) -> Callable[[str, str], str | None]:
+        """Reads a Secret's key through the API, as a kubelet does for env secretKeyRef."""
+
+        def value(name: str, key: str) -> str | None:
+            try:
+                secret = self.api.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            except KubeApiError as error:
+                if error.status == 404:
+                    return None
+                raise LaunchError("CreateContainerConfigError", str(error)) from error
+            raw = (secret.get("data") or {}).get(key)
+            return base64.b64decode(raw).decode() if raw is not None else None
+
+        return value
 
     # --- one container ---------------------------------------------------------------------
 

@@ -11,12 +11,16 @@ how the operator copes and then bring it back with its history.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
+import ssl
+import subprocess
 import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +41,42 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class WebSecurity:
+    """TLS and basic auth of Prometheus's own HTTP server (`--web.config.file`)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    """The CA that signed `cert`, for this module's own readiness checks and queries."""
+    user: str
+    password: str
+
+    def web_config(self) -> dict[str, Any]:
+        return {
+            "tls_server_config": {"cert_file": str(self.cert), "key_file": str(self.key)},
+            "basic_auth_users": {self.user: bcrypt_hash(self.password)},
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def authorization(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+
+
+def bcrypt_hash(password: str) -> str:
+    """The bcrypt hash Prometheus's web config wants, made by htpasswd (apache2-utils)."""
+    result = subprocess.run(
+        ["htpasswd", "-niB", "-C", "10", "user"],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().split(":", 1)[1]
+
+
 class PrometheusQueryError(RuntimeError):
     """The Prometheus HTTP API answered with an error."""
 
@@ -54,8 +94,10 @@ class LocalPrometheus(StartStop):
         die_with_parent: bool = True,
         netns: NetworkNamespace | None = None,
         scrape_configs: Sequence[Mapping[str, Any]] = (),
+        security: WebSecurity | None = None,
     ) -> None:
         self.base_dir = base_dir
+        self.security = security
         # Inside a network namespace (a real node's), Prometheus listens on the namespace's
         # loopback and this class talks to it from a thread that enters the namespace.
         self.netns = netns
@@ -69,7 +111,8 @@ class LocalPrometheus(StartStop):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.security is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def targets_dir(self) -> Path:
@@ -95,11 +138,17 @@ class LocalPrometheus(StartStop):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.base_dir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
+        web: list[str] = []
+        if self.security is not None:
+            web_config = self.base_dir / "web.yml"
+            web_config.write_text(yaml.safe_dump(self.security.web_config()))
+            web = [f"--web.config.file={web_config}"]
         self._process = ManagedProcess(
             name="prometheus",
             argv=[
                 *(self.netns.wrap([]) if self.netns is not None else []),
                 self.executable,
+                *web,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -112,7 +161,7 @@ class LocalPrometheus(StartStop):
             die_with_parent=self.die_with_parent,
         ).start()
         self._process.wait_until_ready(
-            lambda: self._in_net(lambda: _get(f"{self.url}/-/ready")).startswith("Prometheus"),
+            lambda: self._get(f"{self.url}/-/ready").startswith("Prometheus"),
             self.startup_timeout,
         )
         return self
@@ -229,7 +278,7 @@ class LocalPrometheus(StartStop):
     def _api(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
         url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
         try:
-            body = json.loads(self._in_net(lambda: _get(url)))
+            body = json.loads(self._get(url))
         except urllib.error.HTTPError as error:
             body = json.loads(error.read() or b"{}")
         if body.get("status") != "success":
@@ -237,9 +286,18 @@ class LocalPrometheus(StartStop):
         data: dict[str, Any] = body["data"]
         return data
 
+    def _get(self, url: str) -> str:
+        return self._in_net(lambda: _get(url, self.security))
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
+
+def _get(url: str, security: WebSecurity | None = None) -> str:
+    if security is None:
+        request = urllib.request.Request(url)
+        context = None
+    else:
+        request = urllib.request.Request(url, headers={"Authorization": security.authorization()})
+        context = security.ssl_context()
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
         body: bytes = response.read()
         return body.decode()
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from rollforward.api import ModelDeployment
+from rollforward.feedback_key import key_env
 from rollforward.naming import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_VERSION,
@@ -93,6 +94,7 @@ def _serving_container(
     ]
     if deployment.spec.drift.segment_label:
         env.append({"name": ENV_SEGMENT_FIELD, "value": deployment.spec.drift.segment_label})
+    env.append(key_env(deployment))
     container: Manifest = {
         "name": "bento",
         "image": variant.image or settings.bento_image,

@@ -7,6 +7,8 @@ steady-state resync writes nothing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 import threading
@@ -17,7 +19,12 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import dynamic
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ResourceNotFoundError,
+)
 
 from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
 from rollforward.events import Event
@@ -100,6 +107,28 @@ class KubeAdapter:
             return None
         return found
 
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded; None when it does not exist or a value is not text.
+
+        A plain GET of one named Secret: the operator never lists or watches Secrets.
+        """
+        try:
+            found = self._lookup("v1", "Secret").get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        except ForbiddenError:
+            # Outside the operator's RBAC (a namespace it has no Role in): as good as absent,
+            # and the condition says which Secret; never a crashed reconcile.
+            log.warning("reading Secret %s/%s is forbidden", namespace, name)
+            return None
+        try:
+            return {
+                key: base64.b64decode(value).decode()
+                for key, value in (found.get("data") or {}).items()
+            }
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+
     def list_children(
         self, namespace: str, owner: str, kinds: tuple[str, ...]
     ) -> dict[ChildKey, Manifest]:
@@ -150,6 +179,17 @@ class KubeAdapter:
             field_manager=self._field_manager,
             force_conflicts=True,
         )
+
+    def create(self, manifest: Manifest) -> None:
+        """A plain create: for objects written once and never again (the feedback key)."""
+        kind = manifest["kind"]
+        self._count_write("create", kind)
+        with contextlib.suppress(ConflictError):  # another replica or an earlier try made it
+            self._lookup(manifest["apiVersion"], kind).create(
+                body=manifest,
+                namespace=manifest["metadata"]["namespace"],
+                field_manager=self._field_manager,
+            )
 
     def delete(self, namespace: str, kind: str, name: str, propagation: str = "Background") -> None:
         self._count_write("delete", kind)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rollforward.api.reasons import Reason
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -18,6 +20,9 @@ class QueryResult:
 
     samples: tuple[Sample, ...] = ()
     error: str | None = None
+    reason: Reason | None = None
+    """Why it failed, when the adapter can tell (TLS, credentials, a missing Secret); None
+    on a failure means PrometheusUnreachable."""
 
     @property
     def ok(self) -> bool:

@@ -45,6 +45,11 @@ def variant_name(model_deployment: str, variant: str) -> str:
     return _fit(f"{model_deployment}-{variant}")
 
 
+def feedback_key_name(model_deployment: str) -> str:
+    """The Secret with the key that signs this ModelDeployment's prediction ids."""
+    return _fit(f"{model_deployment}-feedback-key")
+
+
 def router_name(model_deployment: str) -> str:
     """Deployment, ConfigMap, Service or HTTPRoute of the router."""
     return _fit(f"{model_deployment}-router")

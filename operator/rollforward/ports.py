@@ -13,11 +13,15 @@ from rollforward.api import ModelDeployment
 from rollforward.events import Event
 from rollforward.measurements import QueryResult
 from rollforward.observed import Manifest, Observed
+from rollforward.prometheus_access import PrometheusAccess
 
 
 class MetricsSource(Protocol):
-    def query(self, url: str, promql: str, at: datetime) -> QueryResult:
-        """Evaluate `promql` at `at` on the Prometheus at `url`."""
+    def query(
+        self, url: str, promql: str, at: datetime, access: PrometheusAccess | None = None
+    ) -> QueryResult:
+        """Evaluate `promql` at `at` on the Prometheus at `url`, with `access`'s TLS and
+        credentials (system CAs and none when it is None)."""
         ...
 
 
@@ -42,6 +46,14 @@ class Cluster(Protocol):
 
     def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
         """Merge-patch the status subresource."""
+        ...
+
+    def create(self, manifest: Manifest) -> None:
+        """Create an object if none of that name exists; an existing one is left as it is."""
+        ...
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's decoded data, or None when it does not exist."""
         ...
 
     def post_event(self, deployment: ModelDeployment, event: Event) -> None:

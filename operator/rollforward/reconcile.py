@@ -7,6 +7,7 @@ writes children first and status last, once, and only what changed.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,16 +19,21 @@ from rollforward.analysis import AnalysisInputs
 from rollforward.api import (
     ModelDeployment,
     ModelDeploymentStatus,
+    Reason,
     parse_model_deployment,
     validation_messages,
 )
+from rollforward.builders import owner_reference
 from rollforward.decide import Snapshot, decide
 from rollforward.drift.check import DriftInputs
 from rollforward.events import Event
+from rollforward.feedback_key import secret_manifest
 from rollforward.fetch import FetchPlan, plan_fetch
 from rollforward.looks import requeue_after
 from rollforward.measurements import QueryResult
+from rollforward.naming import feedback_key_name
 from rollforward.ports import Cluster, MetricsSource
+from rollforward.prometheus_access import PrometheusTarget, SecretReader, resolve_target
 from rollforward.settings import OperatorSettings
 from rollforward.summary import invalid_spec
 
@@ -59,48 +65,63 @@ def dump_status(status: ModelDeploymentStatus) -> dict[str, Any]:
     return dumped
 
 
-def _query(source: MetricsSource, url: str | None, promql: str, at: datetime) -> QueryResult:
-    if url is None:
-        return QueryResult(error=NO_PROMETHEUS)
-    return source.query(url, promql, at)
+Target = PrometheusTarget | QueryResult | None
+"""Where to query: a URL with its access, the failure that answers every query (a missing
+Secret), or None when no Prometheus is configured."""
 
 
-def fetch_drift(plan: FetchPlan, source: MetricsSource) -> DriftInputs | None:
+def _query(source: MetricsSource, target: Target, promql: str, at: datetime) -> QueryResult:
+    if target is None:
+        return QueryResult(error=NO_PROMETHEUS, reason=Reason.NO_PROMETHEUS)
+    if isinstance(target, QueryResult):
+        return target
+    return source.query(target.url, promql, at, target.access)
+
+
+def fetch_drift(plan: FetchPlan, source: MetricsSource, target: Target) -> DriftInputs | None:
     if plan.drift is None:
         return None
-    url, tick, queries = plan.prometheus_url, plan.drift.tick, plan.drift.queries
-    if url is None:
-        missing = QueryResult(error=NO_PROMETHEUS)
+    tick, queries = plan.drift.tick, plan.drift.queries
+    if target is None:
+        missing = QueryResult(error=NO_PROMETHEUS, reason=Reason.NO_PROMETHEUS)
         return DriftInputs(tick, missing, None, prometheus_configured=False)
-    baseline = source.query(url, queries.baseline, tick) if queries.baseline else None
-    return DriftInputs(tick, source.query(url, queries.current, tick), baseline)
+    baseline = _query(source, target, queries.baseline, tick) if queries.baseline else None
+    return DriftInputs(tick, _query(source, target, queries.current, tick), baseline)
 
 
 def gather_drift(
-    deployment: ModelDeployment, source: MetricsSource, settings: OperatorSettings, now: datetime
+    deployment: ModelDeployment,
+    source: MetricsSource,
+    settings: OperatorSettings,
+    now: datetime,
+    read_secret: SecretReader | None = None,
 ) -> DriftInputs | None:
     """Run (or reuse, within this tick) the batched drift queries, if a check is due."""
-    return fetch_drift(plan_fetch(deployment, settings, now), source)
+    plan = plan_fetch(deployment, settings, now)
+    if plan.drift is None:
+        return None
+    return fetch_drift(plan, source, resolve_target(deployment, settings, read_secret))
 
 
-def fetch_analysis(plan: FetchPlan, source: MetricsSource) -> AnalysisInputs | None:
+def fetch_analysis(plan: FetchPlan, source: MetricsSource, target: Target) -> AnalysisInputs | None:
     """A look at the step: batched queries (shared per window and tick) over the step so far
     and over the canary so far, plus the user's custom queries, which are this resource's own."""
     if plan.analysis is None:
         return None
-    url, tick, queries = plan.prometheus_url, plan.analysis.tick, plan.analysis.queries
+    tick, queries = plan.analysis.tick, plan.analysis.queries
     canary = plan.analysis.canary
     return AnalysisInputs(
-        requests=_query(source, url, queries.requests, tick),
-        errors=_query(source, url, queries.errors, tick),
-        latency_p99=_query(source, url, queries.latency_p99, tick),
-        predictions=_query(source, url, queries.predictions, tick),
-        baseline=_query(source, url, queries.baseline, tick),
+        requests=_query(source, target, queries.requests, tick),
+        errors=_query(source, target, queries.errors, tick),
+        latency_p99=_query(source, target, queries.latency_p99, tick),
+        predictions=_query(source, target, queries.predictions, tick),
+        baseline=_query(source, target, queries.baseline, tick),
         custom={
-            name: _query(source, url, query, tick) for name, query in plan.analysis.custom.items()
+            name: _query(source, target, query, tick)
+            for name, query in plan.analysis.custom.items()
         },
-        canary_requests=_query(source, url, canary.requests, tick),
-        canary_errors=_query(source, url, canary.errors, tick),
+        canary_requests=_query(source, target, canary.requests, tick),
+        canary_errors=_query(source, target, canary.errors, tick),
     )
 
 
@@ -120,14 +141,17 @@ def gather(
         else {}
     )
     reference = plan.reference
+    # Secrets are read only when a query is due, not on every reconcile.
+    wants_metrics = plan.drift is not None or reference is not None or plan.analysis is not None
+    target = resolve_target(deployment, settings, kube.read_secret) if wants_metrics else None
     return Snapshot(
         observed=observed,
         job_pods=pods,
-        drift=fetch_drift(plan, source),
-        reference=_query(source, plan.prometheus_url, reference.query, reference.at)
+        drift=fetch_drift(plan, source, target),
+        reference=_query(source, target, reference.query, reference.at)
         if reference is not None
         else None,
-        analysis=fetch_analysis(plan, source),
+        analysis=fetch_analysis(plan, source, target),
     )
 
 
@@ -146,6 +170,7 @@ def reconcile(
     except ValidationError as error:
         return _report_invalid(body, error, kube, now())
 
+    ensure_feedback_key(deployment, kube)
     moment = now()
     snapshot = gather(deployment, kube, source, settings, moment)
     plan = decide(deployment, snapshot, settings, moment)
@@ -163,6 +188,15 @@ def reconcile(
         kube.post_event(deployment, event)
     after = requeue_after(deployment.model_copy(update={"status": plan.status}), now())
     return ReconcileResult(len(plan.apply), len(plan.delete), bool(patch), plan.status, after)
+
+
+def ensure_feedback_key(deployment: ModelDeployment, kube: Cluster) -> None:
+    """Create the Secret that signs prediction ids, before any bento pod needs it; one GET
+    when it exists, and it is never rewritten (that would void every issued id)."""
+    namespace, name = deployment.metadata.namespace, deployment.metadata.name
+    if kube.read_secret(namespace, feedback_key_name(name)) is None:
+        key = secrets.token_urlsafe(32)
+        kube.create(secret_manifest(deployment, key, owner_reference(deployment)))
 
 
 def _report_invalid(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +24,16 @@ class OperatorSettings(BaseSettings):
     """Period of the level-based resync timer."""
     field_manager: str = "rollforward"
     """Field manager of every write, so GitOps tools can tell our fields from theirs."""
+    prometheus_ca_file: Path | None = None
+    """PEM CA bundle for the default Prometheus (a mounted Secret); system CAs when unset."""
+    prometheus_bearer_token_file: Path | None = None
+    """File holding the bearer token sent to the default Prometheus (a mounted Secret)."""
+    prometheus_basic_auth_username: str | None = None
+    """Basic-auth user for the default Prometheus; the password is in the file below."""
+    prometheus_basic_auth_password_file: Path | None = None
+    """File holding the basic-auth password for the default Prometheus (a mounted Secret)."""
+    prometheus_insecure_skip_verify: bool = False
+    """Do not verify the default Prometheus's certificate (test setups only)."""
     prometheus_timeout_seconds: float = Field(default=5.0, gt=0)
     """Timeout of one Prometheus query."""
     prometheus_retries: int = Field(default=2, ge=0)

@@ -646,3 +646,61 @@ def test_two_replicas_elect_one_leader_through_the_charts_peering(
     ]
     assert sorted(acted) == [False, True], acted
     assert not any("is forbidden: User" in log for log in logs)
+
+
+def test_prometheus_credentials_are_mounted_and_named_in_the_environment() -> None:
+    docs = render(
+        "--set", "config.prometheusUrl=https://prom:9090",
+        "--set", "config.prometheusAuth.secretName=prom-auth",
+        "--set", "config.prometheusAuth.caKey=ca.crt",
+        "--set", "config.prometheusAuth.basicAuthUsername=reader",
+        "--set", "config.prometheusAuth.passwordKey=password",
+    )  # fmt: skip
+    pod = the(docs, "Deployment")["spec"]["template"]["spec"]
+    env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+    assert env["ROLLFORWARD_PROMETHEUS_CA_FILE"] == "/etc/rollforward/prometheus/ca.crt"
+    assert env["ROLLFORWARD_PROMETHEUS_BASIC_AUTH_USERNAME"] == "reader"
+    assert env["ROLLFORWARD_PROMETHEUS_BASIC_AUTH_PASSWORD_FILE"] == (
+        "/etc/rollforward/prometheus/password"
+    )
+    assert "ROLLFORWARD_PROMETHEUS_INSECURE_SKIP_VERIFY" not in env
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "prometheus-auth"]
+    assert volume["secret"]["secretName"] == "prom-auth"
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["prometheus-auth"]["readOnly"] is True
+
+
+def test_workload_network_policies_admit_only_routers_prometheus_and_feedback() -> None:
+    docs = render(
+        "--set", "workloadNetworkPolicy.enabled=true",
+        "--set", "watch.namespaces={ml,shop}",
+        "--set", "workloadNetworkPolicy.prometheusFrom[0].namespaceSelector.matchLabels.team=obs",
+        "--set", "workloadNetworkPolicy.feedbackFrom[0].podSelector.matchLabels.app=labeller",
+    )  # fmt: skip
+    policies = {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
+        for p in of_kind(docs, "NetworkPolicy")
+    }
+    assert {k for k in policies if k[1].startswith("rollforward-")} >= {
+        ("ml", "rollforward-bentos"),
+        ("ml", "rollforward-routers"),
+        ("shop", "rollforward-bentos"),
+        ("shop", "rollforward-routers"),
+    }
+    bentos = policies[("ml", "rollforward-bentos")]
+    assert bentos["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "bento"
+    (rule,) = bentos["ingress"]
+    assert rule["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/managed-by": "rollforward",
+                    "app.kubernetes.io/component": "router",
+                }
+            }
+        },
+        {"namespaceSelector": {"matchLabels": {"team": "obs"}}},
+        {"podSelector": {"matchLabels": {"app": "labeller"}}},
+    ]
+    failed = helm("template", "x", str(CHART), "--set", "workloadNetworkPolicy.enabled=true")
+    assert failed.returncode != 0 and "workloadNetworkPolicy.namespaces" in failed.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import urllib.error
 import urllib.request
@@ -31,7 +32,8 @@ from devenv.processes import ManagedProcess, port_is_open, wait_until
 from devenv.prometheus import LocalPrometheus
 from devenv.traffic import TrafficDriver, TrafficPlan, read_log, sticky_violations
 from rollforward.api import ModelDeployment
-from rollforward.builders import variant_deployment, variant_service
+from rollforward.builders import owner_reference, variant_deployment, variant_service
+from rollforward.feedback_key import secret_manifest
 from rollforward.naming import LABEL_MODEL_DEPLOYMENT, router_name
 from rollforward.observed import Observed
 from rollforward.routers.nginx import NginxRouter
@@ -39,6 +41,7 @@ from rollforward.routers.nginx_config import NginxRouterConfig, RoutedVariant, r
 from rollforward.serving.contract import RetrainingResult
 from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedRole, ServedVariant
+from upsell.generator import records as soom_records
 
 TESTS = Path(__file__).resolve().parents[1]
 ECHO_SERVER = TESTS / "fixtures" / "echo_server.py"
@@ -157,6 +160,17 @@ def get_json(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, A
             return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as error:
         return error.code, None, error.headers
+
+
+def post_json(url: str, body: Any, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode()
+    wanted = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=wanted, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def process_alive(pid: int) -> bool:
@@ -474,9 +488,14 @@ def operator_manifests(namespace: str, bento: str) -> tuple[ModelDeployment, lis
         )
     ]
     objects += NginxRouter().plan(deployment, served, settings, Observed()).objects
+    # The feedback key the operator creates first; the runner reads it as a kubelet would.
+    key = secrets.token_urlsafe(32)
+    objects.insert(0, secret_manifest(deployment, key, owner_reference(deployment)))
     for obj in objects:
         obj["metadata"].pop("ownerReferences", None)
-    return deployment, objects
+    # As the API client sends them: JSON (a StrEnum such as ServedRole is a plain string there).
+    plain: list[dict[str, Any]] = json.loads(json.dumps(objects))
+    return deployment, plain
 
 
 def test_the_operators_bento_and_router_pods_serve_soom_traffic_and_are_scraped(
@@ -520,6 +539,18 @@ def test_the_operators_bento_and_router_pods_serve_soom_traffic_and_are_scraped(
         return counted == {variant: float(n) for variant, n in served.items()}
 
     wait_until(both_counted, TIMEOUT, what=f"Prometheus to count every prediction ({query})")
+
+    # And a prediction id issued by the champion is accepted as feedback by the challenger
+    # (both read the one key from the Secret), while a forged one is rejected
+    champion_pin, challenger_pin = ({"X-Rollforward-Pin": v} for v in ("champion", "challenger"))
+    record = next(soom_records("baseline", 1, seed=5))
+    status, prediction = post_json(f"http://{router}/predict", record, champion_pin)
+    assert status == 200, prediction
+    item = {"predictionId": prediction["predictionId"], "label": prediction["label"]}
+    forged = {"predictionId": "0123456789abcdef.upgrade.0123456789ab", "label": "upgrade"}
+    status, answer = post_json(f"http://{router}/feedback", [item, forged], challenger_pin)
+    assert status == 200 and answer["accepted"] == 1, answer
+    assert [r["index"] for r in answer["rejected"]] == [1]
 
 
 def test_a_retraining_job_builds_a_bento_into_the_store_and_reports_it(

@@ -122,6 +122,24 @@ def test_secret_env_is_refused_rather_than_left_empty() -> None:
         plan_container(pod(container), container, {}, PYTHON, MESSAGE)
 
 
+def test_secret_env_is_read_through_the_reader_and_a_missing_one_waits() -> None:
+    container = {
+        "name": "app",
+        "image": "x",
+        "command": ["python"],
+        "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+    }
+    stored = {("s", "k"): "v4lue"}
+
+    launch = plan_container(
+        pod(container), container, {}, PYTHON, MESSAGE, lambda n, k: stored.get((n, k))
+    )
+    assert launch.env["TOKEN"] == "v4lue"
+    with pytest.raises(LaunchError, match='secret "s"') as raised:
+        plan_container(pod(container), container, {}, PYTHON, MESSAGE, lambda n, k: None)
+    assert raised.value.reason == "CreateContainerConfigError"
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

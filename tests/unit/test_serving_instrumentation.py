@@ -20,17 +20,26 @@ LABELS = ("stay", "upgrade")
 IDENTITY = {"model": "soom", "version": "v2"}
 
 
+KEY = "a-feedback-key-of-enough-length"
+
+
 def make(
-    registry: CollectorRegistry, segment_field: str = "", max_segments: int = 20
+    registry: CollectorRegistry,
+    segment_field: str = "",
+    max_segments: int = 20,
+    key: str = KEY,
+    version: str = "v2",
+    variant: str = "challenger",
 ) -> Instrumentation:
     config = ServingSettings(
         model="soom",
-        version="v2",
-        variant="challenger",
+        version=version,
+        variant=variant,
         segment_field=segment_field,
         max_segments=max_segments,
+        feedback_secret=key,
     )
-    metrics = ServingMetrics(MetricIdentity("soom", "v2", "challenger"), registry)
+    metrics = ServingMetrics(MetricIdentity("soom", version, variant), registry)
     return Instrumentation(
         config,
         LABELS,
@@ -160,3 +169,48 @@ def test_settings_come_from_the_operator_environment(monkeypatch: pytest.MonkeyP
         "canary",
         "country",
     )
+
+
+def outcomes(registry: CollectorRegistry) -> float:
+    samples = scrape(registry)
+    return sum(v for (name, _), v in samples.items() if name == contract.OUTCOMES_TOTAL)
+
+
+def test_without_a_key_feedback_is_off_and_ids_are_not_issued() -> None:
+    for key in ("", "soom", "short-key-15chr"):
+        registry = CollectorRegistry()
+        instrumentation = make(registry, key=key)
+        prediction_id = instrumentation.record_prediction("stay", 0.1, {})
+        verdict = instrumentation.record_feedback({"predictionId": "x.stay.y", "label": "stay"})
+        assert not instrumentation.feedback_enabled
+        assert prediction_id == ""
+        assert not verdict.accepted and "ROLLFORWARD_FEEDBACK_SECRET" in verdict.reason
+        assert outcomes(registry) == 0
+
+
+def test_ids_verify_across_replicas_and_versions_sharing_the_key() -> None:
+    issued = make(CollectorRegistry(), version="v1", variant="champion")
+    prediction_id = issued.record_prediction("upgrade", 0.9, {})
+    other = CollectorRegistry()
+    verdict = make(other, version="v2", variant="candidate").record_feedback(
+        {"predictionId": prediction_id, "label": "upgrade"}
+    )
+    assert verdict.accepted
+    assert outcomes(other) == 1
+
+
+def test_forged_ids_are_anomalies_and_never_outcomes() -> None:
+    forger = make(CollectorRegistry(), key="the-model-name-is-not-the-key")
+    forged = forger.record_prediction("upgrade", 0.9, {})
+    tampered = make(CollectorRegistry()).record_prediction("stay", 0.1, {})
+    tampered = tampered.replace(".stay.", ".upgrade.")
+    registry = CollectorRegistry()
+    victim = make(registry)
+    verdicts = [
+        victim.record_feedback({"predictionId": forged, "label": "upgrade"}),
+        victim.record_feedback({"predictionId": tampered, "label": "upgrade"}),
+    ]
+    assert not any(v.accepted for v in verdicts)
+    assert outcomes(registry) == 0
+    samples = scrape(registry)
+    assert metric_value(samples, contract.INPUT_ANOMALIES_TOTAL, kind="unknown_prediction_id") == 2

@@ -24,7 +24,7 @@ from rollforward.naming import ANNOTATION_DESIRED_HASH, CANDIDATE_VARIANT, job_n
 from rollforward.observed import Observed, deployment_health
 from rollforward.routers.gateway_api import http_route
 from rollforward.routers.nginx import nginx_config
-from rollforward.serving.contract import ENV_MODEL, ENV_VARIANT, ENV_VERSION
+from rollforward.serving.contract import ENV_FEEDBACK_SECRET, ENV_MODEL, ENV_VARIANT, ENV_VERSION
 from rollforward.serving_plan import plan_serving
 from rollforward.settings import OperatorSettings
 from rollforward.variants import served_variants
@@ -86,8 +86,13 @@ class TestVariantDeployment:
         assert manifest["metadata"]["name"] == "upsell-champion"
         assert container["image"] == "registry.local/bento-runtime:1"
         assert container["command"] == ["bentoml", "serve", "upsell:v1"]
-        env = {e["name"]: e["value"] for e in container["env"]}
-        assert env == {ENV_MODEL: "upsell", ENV_VERSION: "upsell:v1", ENV_VARIANT: "champion"}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+        assert env == {
+            ENV_MODEL: "upsell",
+            ENV_VERSION: "upsell:v1",
+            ENV_VARIANT: "champion",
+            ENV_FEEDBACK_SECRET: {"secretKeyRef": {"name": "upsell-feedback-key", "key": "key"}},
+        }
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert container["resources"] == {

@@ -83,6 +83,12 @@ class Reason(StrEnum):
     """Fewer predictions than minSamples in the window or the baseline."""
     NO_PROMETHEUS = "NoPrometheusConfigured"
     """Neither spec.monitoring.prometheusUrl nor an operator default is set."""
+    PROMETHEUS_SECRET_MISSING = "PrometheusSecretMissing"
+    """A Secret (or key) named in spec.monitoring, or an operator credential file, is missing."""
+    PROMETHEUS_TLS_ERROR = "PrometheusTLSError"
+    """Prometheus's certificate did not verify against the configured CA (or the system's)."""
+    PROMETHEUS_UNAUTHORIZED = "PrometheusUnauthorized"
+    """Prometheus refused the credentials (HTTP 401 or 403)."""
 
 
 class Phase(StrEnum):

@@ -173,11 +173,76 @@ class TrafficSpec(ApiModel):
         return self
 
 
+SecretName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", min_length=1, max_length=253)
+]
+SecretKey = Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", min_length=1, max_length=253)]
+
+
+class SecretKeySelector(ApiModel):
+    """One key of a Secret in the ModelDeployment's namespace."""
+
+    name: SecretName
+    """Secret name."""
+    key: SecretKey
+    """Key within the Secret's data."""
+
+
+class BasicAuthSecret(ApiModel):
+    """A Secret of type kubernetes.io/basic-auth (keys `username` and `password`)."""
+
+    name: SecretName
+    """Secret name, in the ModelDeployment's namespace."""
+
+
 class MonitoringSpec(ApiModel):
-    """Where the prediction metrics of this model are read from."""
+    """Where the prediction metrics of this model are read from, and how to reach them.
+
+    Certificates are always verified (against the system CAs, or `caSecret`) unless
+    `insecureSkipVerify` says otherwise. Credentials given here are sent only to the URL they
+    come with; the operator's own credentials only to the operator's default URL.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.bearerTokenSecret) && has(self.basicAuthSecret))",
+                    "give bearerTokenSecret or basicAuthSecret, not both",
+                )
+            ]
+        }
+    )
 
     prometheus_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=512)
     """Prometheus base URL; the operator-wide default when empty."""
+    ca_secret: SecretKeySelector | None = None
+    """PEM CA bundle that signs Prometheus's certificate, e.g. {name: prom-ca, key: ca.crt}."""
+    bearer_token_secret: SecretKeySelector | None = None
+    """Bearer token sent as `Authorization: Bearer`, from a Secret."""
+    basic_auth_secret: BasicAuthSecret | None = None
+    """HTTP basic auth, from a kubernetes.io/basic-auth Secret."""
+    insecure_skip_verify: bool = False
+    """Do not verify Prometheus's certificate. Only for test setups: anyone on the path can
+    then read the credentials and feed the operator fake metrics."""
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> MonitoringSpec:
+        if self.bearer_token_secret is not None and self.basic_auth_secret is not None:
+            raise field_error(
+                "basicAuthSecret", "give bearerTokenSecret or basicAuthSecret, not both"
+            )
+        return self
+
+    @property
+    def has_access_settings(self) -> bool:
+        """Whether this spec says anything about TLS or credentials."""
+        return bool(
+            self.ca_secret
+            or self.bearer_token_secret
+            or self.basic_auth_secret
+            or self.insecure_skip_verify
+        )
 
 
 class DriftStatistic(StrEnum):

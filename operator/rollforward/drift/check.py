@@ -171,7 +171,8 @@ def _baseline(
         return {s: BaselineCounts(counts=c) for s, c in stored.items()}
     if inputs.baseline is None or not inputs.baseline.ok:
         error = inputs.baseline.error if inputs.baseline is not None else "no baseline query"
-        return Missing(Reason.PROMETHEUS_UNREACHABLE, f"baseline query failed: {error}")
+        reason = inputs.baseline.reason if inputs.baseline is not None else None
+        return Missing(reason or Reason.PROMETHEUS_UNREACHABLE, f"baseline query failed: {error}")
     if kind is BaselineKind.TRAINING:
         ratios = {
             s.labels.get("label", ""): s.value
@@ -191,7 +192,8 @@ def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsRepo
     if not inputs.prometheus_configured:
         return Missing(Reason.NO_PROMETHEUS, inputs.current.error or "no Prometheus configured")
     if not inputs.current.ok:
-        return Missing(Reason.PROMETHEUS_UNREACHABLE, f"query failed: {inputs.current.error}")
+        reason = inputs.current.reason or Reason.PROMETHEUS_UNREACHABLE
+        return Missing(reason, f"query failed: {inputs.current.error}")
     version = champion_version(deployment.spec, deployment.status)
     current = _mine(
         inputs.current.samples, deployment, version=version, variant=_champion_name(deployment)

@@ -22,6 +22,11 @@ ENV_VARIANT: Final = "ROLLFORWARD_VARIANT"
 # Optional: the input field whose value becomes the `segment` label (unset: segment="").
 ENV_SEGMENT_FIELD: Final = "ROLLFORWARD_SEGMENT_FIELD"
 # Where a retraining Job writes its RetrainingResult (Kubernetes reads it after exit).
+ENV_FEEDBACK_SECRET: Final = "ROLLFORWARD_FEEDBACK_SECRET"
+"""The key that signs prediction ids; the operator sets it from the ModelDeployment's
+feedback-key Secret, so every replica and every version of one ModelDeployment shares it."""
+FEEDBACK_SECRET_MIN_LENGTH: Final = 16
+"""Shorter keys are treated as none: a guessable key lets anyone forge outcomes."""
 ENV_TERMINATION_MESSAGE_PATH: Final = "ROLLFORWARD_TERMINATION_MESSAGE_PATH"
 DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 # Kubernetes truncates a termination message beyond this many bytes.

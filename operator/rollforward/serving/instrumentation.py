@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollforward.serving.contract import OTHER_SEGMENT, AnomalyKind
+from rollforward.serving.contract import (
+    ENV_FEEDBACK_SECRET,
+    FEEDBACK_SECRET_MIN_LENGTH,
+    OTHER_SEGMENT,
+    AnomalyKind,
+)
 from rollforward.serving.feedback import FeedbackItem, parse_feedback
 from rollforward.serving.inputs import InputAnomaly
 from rollforward.serving.metrics import MetricIdentity, ServingMetrics
@@ -50,7 +55,11 @@ class Instrumentation:
         self.positive_label = positive_label
         self._metrics = metrics
         self._logger = logger
-        self._codec = PredictionIdCodec(settings.feedback_secret or settings.model, labels)
+        key = settings.feedback_secret
+        # Never a default key: one anyone can guess (the model name) lets anyone forge outcomes.
+        self._codec = (
+            PredictionIdCodec(key, labels) if len(key) >= FEEDBACK_SECRET_MIN_LENGTH else None
+        )
         self._fed_back = RecentIds(settings.feedback_memory)
         self._segments: set[str] = set()
         if metrics is not None:
@@ -92,6 +101,19 @@ class Instrumentation:
     def enabled(self) -> bool:
         return self._metrics is not None
 
+    @property
+    def feedback_enabled(self) -> bool:
+        """Whether prediction ids are signed, so /feedback can verify them."""
+        return self._codec is not None
+
+    @property
+    def feedback_disabled_message(self) -> str:
+        return (
+            f"feedback is disabled: no signing key ({ENV_FEEDBACK_SECRET} is unset or shorter "
+            f"than {FEEDBACK_SECRET_MIN_LENGTH} characters; the operator sets it from the "
+            "ModelDeployment's <name>-feedback-key Secret)"
+        )
+
     def note_anomalies(self, anomalies: Sequence[InputAnomaly], index: int = 0) -> None:
         """Count each oddity of one record and log them as one JSON line."""
         if self._metrics is None or not anomalies:
@@ -111,13 +133,15 @@ class Instrumentation:
         if self._metrics is None:
             return ""
         self._metrics.observe_prediction(label, score, self._segment(record))
-        return self._codec.issue(label)
+        return self._codec.issue(label) if self._codec is not None else ""
 
     def record_feedback(self, item: Any) -> FeedbackVerdict:
         """Count delayed ground truth for an earlier prediction; never raises."""
         parsed = parse_feedback(item, self.labels, self.positive_label)
         if isinstance(parsed, InputAnomaly):
             return self._reject(parsed)
+        if self._codec is None:
+            return FeedbackVerdict(accepted=False, reason=self.feedback_disabled_message)
         predicted = self._codec.read(parsed.prediction_id)
         if predicted is None:
             return self._reject(

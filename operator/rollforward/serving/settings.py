@@ -25,7 +25,8 @@ class ServingSettings(BaseSettings):
     # When false the bento predicts without exporting rollforward_* metrics; the
     # overhead benchmark compares both modes of the same bento.
     instrument: bool = True
-    # Key for prediction-id signatures; the default only guards against typos.
-    feedback_secret: str = ""
+    # Key for prediction-id signatures (ROLLFORWARD_FEEDBACK_SECRET). Without one (or with
+    # one shorter than FEEDBACK_SECRET_MIN_LENGTH) /feedback is off: answers 503.
+    feedback_secret: str = Field(default="", repr=False)
     # Prediction ids already fed back, remembered to count duplicates (per worker).
     feedback_memory: int = Field(default=100_000, ge=1)
