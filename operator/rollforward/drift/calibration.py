@@ -7,8 +7,9 @@ One check's false-alarm rate says little on its own. What a user lives with is h
   of checks k intervals apart share a fraction rho_k = max(0, 1 - k interval / window) of
   their predictions, so their statistics are correlated: a check that fired on noise makes
   the next one likelier to fire, and `consecutiveBreaches` K buys far less than q^K.
-  Treating checks as independent overstates the time between false episodes by orders of
-  magnitude (CRD defaults, rho_1 = 0.5, K = 3, q = 0.01: about 108 days, not 950 years).
+  Treating checks as independent overstates the time between false episodes more than
+  tenfold (CRD defaults, rho_1 = 0.5, K = 3, q = 0.01: about 108 days, not the 9.6 years
+  that q^K every 5 minutes suggests).
 * An episode starts at a check that fires after one that did not, followed by K - 1 more
   firing checks. Its rate per check is P(clean, fire, ..., fire).
 

@@ -837,7 +837,7 @@ def _share_variance(count: float, total: int) -> float:
     return share * (1.0 - share) / total
 
 
-def effect_size(sample: _Sample, alpha: float, minimum: float) -> EffectSize:
+def _effect_size(sample: _Sample, alpha: float, minimum: float) -> EffectSize:
     """Total variation distance with a simultaneous (1 - alpha) interval (module docstring)."""
     labels = len(sample.labels)
     differences = [sample.current[i] / sample.n - sample.baseline_share(i) for i in range(labels)]
@@ -870,7 +870,7 @@ def _points(value: float) -> str:
     return f"{100.0 * value:.1f}"
 
 
-def effect_text(effect: EffectSize) -> str:
+def _effect_text(effect: EffectSize) -> str:
     """The effect in points of label share, e.g. 'TVD 4.2 pt (99% CI 2.9-5.5)'."""
     return (
         f"TVD {_points(effect.estimate)} pt ({100.0 * effect.confidence:g}% CI"
@@ -947,7 +947,7 @@ def _gate_on_effect(
     verdict: DriftVerdict, reason: str, effect: EffectSize
 ) -> tuple[DriftVerdict, str]:
     """A significant shift fires only when its effect's lower bound reaches minEffect."""
-    shown = effect_text(effect)
+    shown = _effect_text(effect)
     if verdict is not DriftVerdict.DRIFT:
         return verdict, f"{reason}; {shown}"
     if effect.matters:
@@ -1036,7 +1036,7 @@ def _corrected(
     for segment, adjusted_p in zip(names, adjusted, strict=True):
         sample, measured = tested[segment]
         verdict, reason = _decide(sample, measured, adjusted_p, len(names), criteria)
-        effect = effect_size(sample, criteria.alpha, criteria.min_effect)
+        effect = _effect_size(sample, criteria.alpha, criteria.min_effect)
         verdict, reason = _gate_on_effect(verdict, reason, effect)
         threshold = measured.threshold
         if threshold is None:
