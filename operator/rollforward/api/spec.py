@@ -184,7 +184,8 @@ class DriftStatistic(StrEnum):
     """How the predicted-label distribution is compared with its baseline."""
 
     CHI_SQUARE = "chiSquare"
-    """Chi-square test on predicted-label counts; fires when p < significance (default)."""
+    """Chi-square test on predicted-label counts; fires when p < significance (default).
+    Every statistic also needs the shift to clear minEffect."""
     PSI = "psi"
     """Population Stability Index, above threshold and above the sample-size noise floor."""
     JENSEN_SHANNON = "jensenShannon"
