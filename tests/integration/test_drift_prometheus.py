@@ -141,6 +141,8 @@ def test_baseline_traffic_never_alarms_then_concept_drift_is_detected(
         assert loop.drifted, loop.verdicts
         report = loop.deployment.status.drift
         assert report is not None and report.p_value is not None and report.p_value < 0.01
+        # Concept drift moves the positive rate by far more than the minimum effect.
+        assert report.effect is not None and report.effect.lower >= report.effect.minimum == 0.03
         condition = find_condition(loop.deployment.status.conditions, ConditionType.DRIFTED)
         assert condition is not None and condition.status == "True"
         assert traffic.failures == 0
