@@ -1,7 +1,8 @@
 """The demo's report: a short markdown story plus three PNG plots (matplotlib, Agg backend).
 
 - `drift.png`: the drift score of every check, against its threshold (log scale), and the
-  p-value against the significance level, with the drift onset and milestones marked;
+  p-value against the significance level, and the effect size (TVD, with its interval)
+  against minEffect, with the drift onset and milestones marked;
 - `split.png`: the share of requests each variant served, per 5-second bucket of the traffic
   log (what users actually saw, not what the status claims);
 - `versions.png`: which bento version served, per 5-second bucket, as a timeline.
@@ -145,7 +146,7 @@ def plot_drift(report: StoryReport, path: Path) -> None:
         if s.drift_score is not None and s.drift_outcome in ("Drift", "NoDrift")
     }
     points = sorted(checks.values(), key=lambda s: s.at)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (top, bottom, effect) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     times = [s.at for s in points]
     top.plot(times, [s.drift_score for s in points], marker=".", label="drift score")
     top.plot(times, [s.drift_threshold for s in points], color="grey", label="threshold")
@@ -159,11 +160,48 @@ def plot_drift(report: StoryReport, path: Path) -> None:
         bottom.axhline(report.significance, color="grey", label="significance")
     bottom.set_yscale("log")
     bottom.set_ylabel("p-value")
-    bottom.set_xlabel("seconds since start")
     _milestones(bottom, report.figures)
+    _plot_effect(effect, points)
+    _milestones(effect, report.figures)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_effect(ax: Axes, points: Sequence[Snapshot]) -> None:
+    """The effect size (TVD, in points) with its confidence band, against minEffect."""
+    shown = [s for s in points if s.effect is not None]
+    times = [s.at for s in shown]
+    ax.plot(times, [100 * (s.effect or 0.0) for s in shown], marker=".", label="TVD")
+    ax.fill_between(
+        times,
+        [100 * (s.effect_lower or 0.0) for s in shown],
+        [100 * (s.effect_upper or 0.0) for s in shown],
+        alpha=0.25,
+        label="confidence interval",
+    )
+    minimum = next((s.min_effect for s in shown if s.min_effect is not None), None)
+    if minimum is not None:
+        ax.axhline(100 * minimum, color="grey", label="minEffect")
+    ax.set_ylabel("effect (points)")
+    ax.set_xlabel("seconds since start")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def _effect_at_detection(report: StoryReport) -> str:
+    """The effect of the check that set Drifted, in words."""
+    detected = report.figures.detected
+    at = next(
+        (s for s in report.snapshots if detected is not None and s.at >= detected and s.drifted),
+        None,
+    )
+    if at is None or at.effect is None:
+        return "Effect at detection: not measured."
+    return (
+        f"Effect at detection: total variation distance {100 * at.effect:.1f} points of"
+        f" predicted-label share (interval {100 * (at.effect_lower or 0.0):.1f}-"
+        f"{100 * (at.effect_upper or 0.0):.1f}), minEffect {100 * (at.min_effect or 0.0):.1f}."
+    )
 
 
 def _stacked(report: StoryReport, key: str, path: Path, title: str) -> None:
@@ -211,6 +249,8 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
         "",
         f"Traffic: {len(report.records)} requests from {len({r.user_id for r in report.records})} "
         f"users, {len(answered)} answered; 5xx: {dict(errors) or 'none'}.",
+        "",
+        _effect_at_detection(report),
         "",
         *[f"- {note}" for note in report.notes],
         "",

@@ -31,6 +31,11 @@ class Snapshot:
     drift_score: float | None
     drift_threshold: float | None
     p_value: float | None
+    effect: float | None
+    """Total variation distance from the baseline (0.25 = 25 points of label share)."""
+    effect_lower: float | None
+    effect_upper: float | None
+    min_effect: float | None
     drift_version: str
     drift_samples: int
     breach_streak: int
@@ -63,6 +68,7 @@ def snapshot_of(
 ) -> Snapshot:
     """What matters of one status, at `at` seconds. Pure."""
     drift = status.get("drift") or {}
+    effect = drift.get("effect") or {}
     tracking = status.get("driftTracking") or {}
     retraining = status.get("retraining") or {}
     rollout = status.get("rollout") or None
@@ -85,6 +91,10 @@ def snapshot_of(
         drift_score=_float(drift.get("score")),
         drift_threshold=_float(drift.get("threshold")),
         p_value=_float(drift.get("pValue")),
+        effect=_float(effect.get("estimate")),
+        effect_lower=_float(effect.get("lower")),
+        effect_upper=_float(effect.get("upper")),
+        min_effect=_float(effect.get("minimum")),
         drift_version=str(drift.get("version", "")),
         drift_samples=int(drift.get("currentSamples", 0) or 0),
         breach_streak=int(tracking.get("breachStreak", 0) or 0),
@@ -123,8 +133,25 @@ def drift_text(s: Snapshot) -> str:
     )
     flag = " DRIFTED" if s.drifted else ""
     return (
-        f"drift {s.drift_outcome} ({score}, p={_number(s.p_value)}, n={s.drift_samples}, "
-        f"streak {s.breach_streak}){flag}"
+        f"drift {s.drift_outcome} ({score}, p={_number(s.p_value)}{effect_text(s)},"
+        f" n={s.drift_samples}, streak {s.breach_streak}){flag}"
+    )
+
+
+def _points(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.1f}"
+
+
+def effect_text(s: Snapshot) -> str:
+    """', TVD 25.0 pt [21.1-28.9] >= 3.0': the effect, its interval and minEffect (or '')."""
+    if s.effect is None:
+        return ""
+    sign = "vs"
+    if s.effect_lower is not None and s.min_effect is not None:
+        sign = ">=" if s.effect_lower >= s.min_effect else "<"
+    return (
+        f", TVD {_points(s.effect)} pt [{_points(s.effect_lower)}-{_points(s.effect_upper)}]"
+        f" {sign} {_points(s.min_effect)}"
     )
 
 

@@ -87,7 +87,14 @@ class FalseAlarmRates:
 
 def simulation_criteria(statistic: DriftStatistic, alpha: float = 0.05) -> DriftCriteria:
     """Default criteria, except that windows of 20 are allowed so small n is exercised."""
-    return DriftCriteria(statistic=statistic, alpha=alpha, min_samples=20, min_baseline_samples=20)
+    # min_effect 0: these simulations measure the test alone (bench/drift_episodes.py the gate).
+    return DriftCriteria(
+        statistic=statistic,
+        alpha=alpha,
+        min_samples=20,
+        min_baseline_samples=20,
+        min_effect=0.0,
+    )
 
 
 def no_drift_scenarios(
@@ -239,6 +246,7 @@ def simulate_shift(scenario: ShiftScenario, seed: int) -> ShiftRun:
         alpha=scenario.alpha,
         min_samples=scenario.min_samples,
         min_baseline_samples=scenario.min_samples,
+        min_effect=0.0,
     )
     policy = HysteresisPolicy(breaches_to_drift=scenario.breaches_to_drift)
     tracking = DriftTracking()

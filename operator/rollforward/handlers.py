@@ -154,6 +154,18 @@ class OperatorContext:
             self.metrics.drift_score.labels(
                 namespace=namespace, name=name, statistic=report.statistic
             ).set(report.score)
+        if report.effect is not None:
+            effect = report.effect
+            bounds = {
+                "estimate": effect.estimate,
+                "lower": effect.lower,
+                "upper": effect.upper,
+                "minimum": effect.minimum,
+            }
+            for bound, value in bounds.items():
+                self.metrics.drift_effect.labels(namespace=namespace, name=name, bound=bound).set(
+                    value
+                )
 
 
 def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:

@@ -35,6 +35,14 @@ class OperatorMetrics:
             ["namespace", "name", "statistic"],
             registry=self.registry,
         )
+        self.drift_effect = Gauge(
+            "rollforward_operator_drift_effect",
+            "Effect size of the last drift check: total variation distance of the predicted-label"
+            " shares from the baseline (0.05 = 5 points). bound is estimate, lower or upper (its"
+            " confidence interval) or minimum (spec.drift.minEffect, which lower must reach).",
+            ["namespace", "name", "bound"],
+            registry=self.registry,
+        )
         self.drift_checks = Counter(
             "rollforward_operator_drift_checks_total",
             "Drift checks, by outcome (Drift, NoDrift, Inconclusive).",

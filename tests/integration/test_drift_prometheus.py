@@ -141,6 +141,8 @@ def test_baseline_traffic_never_alarms_then_concept_drift_is_detected(
         assert loop.drifted, loop.verdicts
         report = loop.deployment.status.drift
         assert report is not None and report.p_value is not None and report.p_value < 0.01
+        # Concept drift moves the positive rate by far more than the minimum effect.
+        assert report.effect is not None and report.effect.lower >= report.effect.minimum == 0.03
         condition = find_condition(loop.deployment.status.conditions, ConditionType.DRIFTED)
         assert condition is not None and condition.status == "True"
         assert traffic.failures == 0
@@ -189,17 +191,21 @@ def test_seasonal_cycle_alarms_against_training_but_not_against_seasonal_baselin
     config = GeneratorConfig(period=SEASON, seasonal_amplitude=0.45)
     traffic = SteadyTraffic(server, "seasonality", config=config).start()
     offset = f"{int(SEASON.total_seconds())}s"
+    # This test is about the baseline, not the effect gate: with about 200 predictions per
+    # 10 s window the 99% interval on the effect is +/-9 points wide, so minEffect 0.03 would
+    # need a swing of 12 points to fire (the gate has its own unit tests and bench).
     against_season = DriftLoop(
         model_deployment(
             soom_bento.tag,
             "seasonal",
             prometheus.url,
             window="10s",
+            minEffect=0.0,
             baseline={"kind": "seasonal", "offset": offset},
         )
     )
     against_training = DriftLoop(
-        model_deployment(soom_bento.tag, "seasonal", prometheus.url, window="10s")
+        model_deployment(soom_bento.tag, "seasonal", prometheus.url, window="10s", minEffect=0.0)
     )
     try:
         time.sleep(SEASON.total_seconds() + 12)  # one full cycle plus a window of history

@@ -96,7 +96,9 @@ def test_a_timeline_line_shows_drift_against_threshold_job_and_analysis() -> Non
         status(
             "Canary",
             drift={"outcome": "Drift", "statistic": "chiSquare", "score": 38.4,
-                   "threshold": 6.63, "pValue": 1e-9, "currentSamples": 180},
+                   "threshold": 6.63, "pValue": 1e-9, "currentSamples": 180,
+                   "effect": {"estimate": 0.25, "lower": 0.21, "upper": 0.29,
+                              "confidence": 0.99, "minimum": 0.03}},
             retraining={"jobName": "upsell-retrain-1", "phase": "Succeeded"},
             rollout={"candidateVersion": "soom-upsell:new", "step": 1,
                      "analysis": [{"name": "errorRate", "outcome": "Successful", "value": 0.0}]},
@@ -108,6 +110,7 @@ def test_a_timeline_line_shows_drift_against_threshold_job_and_analysis() -> Non
     )  # fmt: skip
     line = timeline_line(snapshot)
     for part in ("42.0s", "Canary", "chiSquare 38.40 > 6.63", "DRIFTED", "upsell-retrain-1",
+                 "TVD 25.0 pt [21.0-29.0] >= 3.0",
                  "canary step 2/2", "errorRate=Successful"):  # fmt: skip
         assert part in line
     assert replace(snapshot, at=50.0).change_key() == snapshot.change_key()
@@ -127,7 +130,9 @@ def test_traffic_is_bucketed_into_shares_per_variant() -> None:
 
 def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) -> None:
     drift = {"outcome": "Drift", "statistic": "chiSquare", "score": 40.0, "threshold": 6.63,
-             "pValue": 1e-9, "checkedAt": "t1", "version": "abc"}  # fmt: skip
+             "pValue": 1e-9, "checkedAt": "t1", "version": "abc",
+             "effect": {"estimate": 0.25, "lower": 0.21, "upper": 0.29, "confidence": 0.99,
+                        "minimum": 0.03}}  # fmt: skip
     snapshots = [
         snapshot_of(status("Stable"), 0.0, "baseline"),
         snapshot_of(status("Retraining", drift=drift, **drifted(True)), 12.0, "concept-drift"),
@@ -141,6 +146,7 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
     assert "| drift detected (Drifted=True) | 7.0 s |" in text
     assert "'502 from candidate': 1" in text and "- compressed" in text
     assert "## Blast radius of the canary" in text
+    assert "total variation distance 25.0 points" in text and "minEffect 3.0" in text
     for plot in ("drift.png", "split.png", "versions.png"):
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from fixtures.decision_inputs import T0, baseline_ratio, deployment, predictions
 from rollforward.api import ConditionType, DriftVerdict, ModelDeploymentStatus
 from rollforward.conditions import find_condition
@@ -145,3 +147,23 @@ def test_missing_baseline_gauge_is_inconclusive() -> None:
     _, result = check(current(300, 700), baseline=QueryResult(samples=()))
     assert result.report.outcome is DriftVerdict.INCONCLUSIVE
     assert "baseline" in result.report.reason
+
+
+def test_status_reports_the_effect_and_the_false_episode_time() -> None:
+    _, result = check(current(150, 850))
+    effect = result.report.effect
+    assert effect is not None
+    assert effect.estimate == pytest.approx(0.15)
+    assert effect.minimum == 0.03 and effect.lower >= effect.minimum
+    assert effect.confidence == pytest.approx(0.99)
+    # The example's cadence: 10m window every 5m, 3 breaches, significance 0.01.
+    assert result.report.false_episode_days == pytest.approx(108, rel=0.05)
+
+
+def test_a_significant_shift_below_min_effect_is_no_drift_in_status() -> None:
+    md = deployment(mutate=lambda spec: spec["drift"].update(minEffect=0.05))
+    inputs = DriftInputs(tick=T0, current=current(3_400, 6_600), baseline=BASELINE)
+    result = run_check(md, inputs)
+    assert result.report.outcome is DriftVerdict.NO_DRIFT
+    assert result.report.p_value is not None and result.report.p_value < 0.01
+    assert "too small to matter" in result.report.reason

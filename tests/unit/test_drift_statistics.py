@@ -320,7 +320,7 @@ class TestDecisions:
         # A tiny shift at a huge n is significant but not large: PSI's threshold decides.
         current = {"pos": 31_000.0, "neg": 69_000.0}
         result = evaluate_drift(current, _pos_neg(0.3), DriftCriteria(statistic="psi"))
-        chi = evaluate_drift(current, _pos_neg(0.3), DriftCriteria())
+        chi = evaluate_drift(current, _pos_neg(0.3), DriftCriteria(min_effect=0))
         assert result.verdict is DriftVerdict.NO_DRIFT
         assert "not above the threshold" in result.reason
         assert chi.verdict is DriftVerdict.DRIFT
@@ -470,8 +470,9 @@ class TestSegments:
             "us": {"pos": 300.0, "neg": 700.0},
             "apac": {"pos": 302.0, "neg": 698.0},
         }
-        alone = evaluate_drift(current["eu"], _pos_neg(0.3), DriftCriteria())
-        report = evaluate_segments(current, _pos_neg(0.3), DriftCriteria())
+        # minEffect 0: this is about the correction, not the size of the shift.
+        alone = evaluate_drift(current["eu"], _pos_neg(0.3), DriftCriteria(min_effect=0))
+        report = evaluate_segments(current, _pos_neg(0.3), DriftCriteria(min_effect=0))
 
         assert alone.verdict is DriftVerdict.DRIFT
         assert report.verdict is DriftVerdict.NO_DRIFT
@@ -497,7 +498,7 @@ class TestSegments:
             "eu": {"pos": 335.0, "neg": 665.0},
             "tiny": {"pos": 5.0, "neg": 5.0},
         }
-        report = evaluate_segments(current, _pos_neg(0.3), DriftCriteria())
+        report = evaluate_segments(current, _pos_neg(0.3), DriftCriteria(min_effect=0))
         eu = next(s for s in report.segments if s.segment == "eu")
         tiny = next(s for s in report.segments if s.segment == "tiny")
         assert tiny.verdict is DriftVerdict.INCONCLUSIVE

@@ -249,7 +249,8 @@ class DriftStatistic(StrEnum):
     """How the predicted-label distribution is compared with its baseline."""
 
     CHI_SQUARE = "chiSquare"
-    """Chi-square test on predicted-label counts; fires when p < significance (default)."""
+    """Chi-square test on predicted-label counts; fires when p < significance (default).
+    Every statistic also needs the shift to clear minEffect."""
     PSI = "psi"
     """Population Stability Index, above threshold and above the sample-size noise floor."""
     JENSEN_SHANNON = "jensenShannon"
@@ -306,6 +307,10 @@ class DriftSpec(ApiModel):
     """Score threshold for psi (default 0.1) and jensenShannon (default 0.0125, in nats)."""
     noise_floor_multiplier: float = Field(default=4.0, ge=1, le=100)
     """psi/jensenShannon fire only above this multiple of their expected no-drift value."""
+    min_effect: float = Field(default=0.03, ge=0, le=0.5)
+    """Smallest shift worth an alarm, as total variation distance of the predicted-label
+    shares (0.03 = 3 points); every statistic fires only when the effect's lower confidence
+    bound reaches it. 0 leaves the significance test alone (0 <= minEffect <= 0.5)."""
     window: Duration = "10m"
     """Length of the current window of predictions."""
     min_samples: int = Field(default=200, ge=10, le=100_000_000)

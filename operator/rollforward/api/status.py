@@ -115,8 +115,29 @@ class SegmentReport(StatusModel):
     """Raw p-value."""
     adjusted_p_value: float | None = None
     """Holm-adjusted p-value across segments."""
+    effect: float | None = None
+    """Total variation distance from the baseline (0.05 = 5 points of label share)."""
+    effect_lower: float | None = None
+    """Lower end of the effect's confidence interval; drift needs it >= minEffect."""
     current_samples: int = 0
     """Predictions in the current window."""
+
+
+class EffectReport(StatusModel):
+    """How far the predicted-label distribution moved, with its confidence interval."""
+
+    measure: str = "totalVariation"
+    """totalVariation: half the sum of absolute label-share differences, in [0, 1]."""
+    estimate: float
+    """Observed distance (0.05 = 5 points of label share moved)."""
+    lower: float
+    """Lower end of the simultaneous confidence interval."""
+    upper: float
+    """Upper end of the simultaneous confidence interval."""
+    confidence: float
+    """Confidence level of the interval: 1 - significance."""
+    minimum: float
+    """spec.drift.minEffect: drift needs lower >= minimum."""
 
 
 class DriftCheckReport(StatusModel):
@@ -136,6 +157,12 @@ class DriftCheckReport(StatusModel):
     """p-value of the test."""
     noise_floor: float | None = None
     """Expected score under no drift for these sample sizes."""
+    effect: EffectReport | None = None
+    """Effect size of the headline segment: total variation distance and its interval."""
+    false_episode_days: float | None = None
+    """Expected days between false Drifted episodes on noise alone, at this window, interval,
+    consecutiveBreaches and a per-check false-alarm rate of significance (overlapping windows
+    accounted for); minEffect only makes them rarer. 1e9 means never."""
     current_samples: int = 0
     """n: predictions in the current window."""
     baseline_samples: int | None = None

@@ -19,6 +19,7 @@ from rollforward.api import (
     DriftCheckReport,
     DriftTracking,
     DriftVerdict,
+    EffectReport,
     EventReason,
     LabelProportion,
     ModelDeployment,
@@ -28,6 +29,7 @@ from rollforward.api import (
     duration_seconds,
 )
 from rollforward.conditions import find_condition
+from rollforward.drift.calibration import mean_days_between_false_episodes
 from rollforward.drift.hysteresis import HysteresisPolicy, next_state
 from rollforward.drift.statistics import (
     Baseline,
@@ -155,6 +157,7 @@ def criteria(deployment: ModelDeployment) -> DriftCriteria:
         threshold=drift.threshold,
         noise_floor_multiplier=drift.noise_floor_multiplier,
         min_samples=drift.min_samples,
+        min_effect=drift.min_effect,
         min_baseline_samples=drift.min_samples,
     )
 
@@ -207,6 +210,17 @@ def evaluate(deployment: ModelDeployment, inputs: DriftInputs) -> StatisticsRepo
     return evaluate_segments(_counts_by_segment(current), baseline, criteria(deployment))
 
 
+def false_episode_days(deployment: ModelDeployment) -> float:
+    """Expected days between false Drifted episodes at this spec (see drift.calibration)."""
+    drift = deployment.spec.drift
+    return mean_days_between_false_episodes(
+        drift.significance,
+        duration_seconds(drift.window),
+        duration_seconds(drift.interval),
+        drift.consecutive_breaches,
+    )
+
+
 def _inconclusive_report(
     deployment: ModelDeployment, reason: str, now: datetime
 ) -> DriftCheckReport:
@@ -218,6 +232,7 @@ def _inconclusive_report(
         window=drift.window,
         baseline=drift.baseline.kind.value,
         version=champion_version(deployment.spec, deployment.status),
+        false_episode_days=false_episode_days(deployment),
         checked_at=now,
     )
 
@@ -238,6 +253,8 @@ def _status_report(
             score=s.score,
             p_value=s.p_value,
             adjusted_p_value=s.adjusted_p_value,
+            effect=s.effect.estimate if s.effect is not None else None,
+            effect_lower=s.effect.lower if s.effect is not None else None,
             current_samples=s.n,
         )
         for s in result.segments
@@ -251,6 +268,12 @@ def _status_report(
         threshold=headline.threshold,
         p_value=headline.p_value,
         noise_floor=headline.noise_floor,
+        effect=(
+            EffectReport.model_validate(headline.effect.model_dump())
+            if headline.effect is not None
+            else None
+        ),
+        false_episode_days=false_episode_days(deployment),
         current_samples=sum(s.n for s in result.segments),
         baseline_samples=headline.m,
         window=drift.window,

@@ -23,11 +23,37 @@ Statistics and their firing rules:
   known baseline). The expected no-drift value is therefore (B-1)(1/n + 1/m) for PSI and an
   eighth of it for JS. They fire only when the score exceeds BOTH the user's threshold and
   `noiseFloorMultiplier` times that expectation, and the difference is significant. Their
-  p-value is Pearson's on the same counts (PSI and JS are that statistic, scaled, to second
-  order), so the correction across segments is the same for every statistic; only when
-  Pearson's test cannot run is it the scaled approximation P(X2(B-1) > score / scale).
+  p-value is Pearson's on the same pooled counts (PSI and JS are that statistic, scaled, to
+  second order), exact where chi-square's is, so the correction across segments is the
+  same for every statistic. Where Pearson's test cannot run, they are Inconclusive too.
   With the default multiplier (4) and alpha (0.05) the floor alone is already stricter
   than p < alpha asymptotically: the 95% quantile of X2(k) is below 4k for every k >= 1.
+* Every statistic, chi-square included, also needs a shift that matters: see "Effect
+  size" below.
+
+Effect size (`minEffect`):
+
+* With enough traffic every shift is significant: at 200 predictions/s a 10-minute window
+  holds 120,000 predictions, and a 1-point wobble of a 30% positive rate gives p < 1e-10.
+  So a check fires only when the shift is significant AND at least `minEffect` large.
+* The effect is the total variation distance (TVD) between the current and baseline label
+  shares, half the sum of absolute differences, on the unpooled labels. It reads as
+  "points of predicted-label share that moved" (for a binary model, the change of the
+  positive rate), it is bounded in [0, 1] whatever the class count, and it does not blow
+  up on rare labels the way PSI's log ratio does. Default 0.03: 3 points.
+* The effect carries a simultaneous (1 - alpha) confidence interval: a Wald interval per
+  label share difference (variance from the current share with one pseudo-success and one
+  pseudo-failure, plus the baseline window's; a training baseline is treated as known),
+  Bonferroni over the B labels (over one difference for two labels, which move together).
+  If every label's difference lies in its interval, TVD = sum of positive differences lies
+  in [sum of positive lower ends, sum of positive upper ends], so the bound holds at
+  1 - alpha whatever the number of classes (conservatively).
+* The check fires on the lower end, not on the point estimate: "lower >= minEffect" tests
+  H0: TVD <= minEffect at level alpha, so a standing shift just below minEffect fires at
+  most alpha of the time, whatever the traffic. Firing on the point estimate would not: a
+  +/-1.5 point diurnal wobble of a 30% rate at 5 predictions/s reaches an estimated 3
+  points several percent of the time near its peaks, enough for three breaches in a row
+  about once a month. minEffect 0 restores the test alone.
 
 Decisions taken here (each is a place where a naive implementation returns inf, NaN or a
 false alarm):
@@ -43,7 +69,9 @@ false alarm):
   valid test of a coarser hypothesis: it loses power only for shifts among the rare labels.
   If fewer than two cells reach the minimum (for example 10 classes and a handful of
   predictions, or a baseline concentrated on one label) the check is Inconclusive rather
-  than trusting a p-value the approximation cannot give.
+  than trusting a p-value the approximation cannot give. This holds for PSI and JS too:
+  they once fell back to P(X2(B-1) > score / scale) there, an asymptotic p-value on exactly
+  the windows where asymptotics fail, and fired at several times alpha on sparse labels.
 * A label that the training baseline gives probability zero but that the current window
   predicts is possible (the gauge is itself an estimate), so it is not treated as
   impossible: for chi-square its expected count is 0 and it is pooled with the other rare
@@ -68,6 +96,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from statistics import NormalDist
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -237,8 +266,6 @@ class PValueMethod(StrEnum):
     """Exact tail probability (two cells: binomial, or hypergeometric given the margins)."""
     ASYMPTOTIC = "asymptotic"
     """The chi-square distribution of Pearson's statistic (three or more cells)."""
-    SCALED_DIVERGENCE = "scaledDivergence"
-    """PSI/JS scaled to chi-square: used only when Pearson's test cannot run."""
 
 
 class BaselineProportions(_Frozen):
@@ -258,6 +285,8 @@ class BaselineCounts(_Frozen):
 
 
 Baseline = BaselineProportions | BaselineCounts
+
+_STANDARD_NORMAL = NormalDist()
 
 _DEFAULT_THRESHOLDS = {
     DriftStatistic.PSI: 0.1,
@@ -283,6 +312,9 @@ class DriftCriteria(_Frozen):
     """Fewer predictions than this in a baseline window make the check Inconclusive."""
     min_expected_count: float = Field(default=5.0, gt=0)
     """Chi-square cells with a smaller expected count are pooled (Cochran's rule)."""
+    min_effect: float = Field(default=0.03, ge=0, le=0.5)
+    """The smallest total variation distance worth an alarm (0.03 = 3 points of label share);
+    drift fires only when the effect's lower confidence bound reaches it. 0 disables it."""
 
     def score_threshold(self) -> float | None:
         """The user's PSI/JS threshold, or its default; None for chi-square."""
@@ -305,6 +337,28 @@ class LabelShare(_Frozen):
     """Current-window count, rounded to whole predictions."""
 
 
+class EffectSize(_Frozen):
+    """How far the label distribution moved, with a simultaneous confidence interval."""
+
+    measure: Literal["totalVariation"] = "totalVariation"
+    """Total variation distance: half the sum of absolute label-share differences."""
+    estimate: float
+    """The observed distance, in [0, 1] (0.05 = 5 points of label share moved)."""
+    lower: float
+    """Lower end of the confidence interval; drift needs it to reach `minimum`."""
+    upper: float
+    """Upper end of the confidence interval."""
+    confidence: float
+    """The interval's confidence level, 1 - alpha."""
+    minimum: float
+    """minEffect: the smallest distance worth an alarm."""
+
+    @property
+    def matters(self) -> bool:
+        """The shift is at least the minimum effect, at the interval's confidence."""
+        return self.lower >= self.minimum
+
+
 class SegmentDrift(_Frozen):
     """The result of one check of one segment."""
 
@@ -320,7 +374,7 @@ class SegmentDrift(_Frozen):
     """PSI/JS: the user's threshold. Chi-square: the critical value at alpha."""
     alpha: float
     p_value: float | None = None
-    """Chi-square: exact asymptotic p-value. PSI/JS: approximate, from the chi-square scaling."""
+    """Pearson's p-value on the pooled counts (exact or asymptotic), for every statistic."""
     p_value_method: PValueMethod | None = None
     adjusted_p_value: float | None = None
     """The p-value after Holm's correction across the tested segments."""
@@ -333,6 +387,8 @@ class SegmentDrift(_Frozen):
     """Predictions in the current window."""
     m: int | None = None
     """Predictions in the baseline window; None for a known-proportions baseline."""
+    effect: EffectSize | None = None
+    """Total variation distance from the baseline, with its confidence interval."""
     labels: list[LabelShare] = Field(default_factory=list)
     pooled_labels: list[str] = Field(default_factory=list)
     """Chi-square: labels merged into combined cells because their expected counts were small."""
@@ -750,11 +806,9 @@ def _divergence(sample: _Sample, criteria: DriftCriteria) -> _Measurement:
         score, per_unit = jensen_shannon_divergence(current, baseline), 1.0 / 8.0
     degrees_of_freedom = len(sample.labels) - 1
     expected = degrees_of_freedom * scale * per_unit
-    try:
-        _, p_value, method = _pearson(_pooled_table(sample, criteria))
-    except _InconclusiveInputError:
-        p_value = chi2_sf(score / (scale * per_unit), degrees_of_freedom)
-        method = PValueMethod.SCALED_DIVERGENCE
+    # Pearson's p-value on the pooled counts; where it cannot run, the check is Inconclusive
+    # (the scaled-divergence approximation fails on exactly those windows).
+    _, p_value, method = _pearson(_pooled_table(sample, criteria))
     return _Measurement(
         score=score,
         p_value=p_value,
@@ -771,6 +825,57 @@ def _measure(sample: _Sample, criteria: DriftCriteria) -> _Measurement:
     if criteria.statistic is DriftStatistic.CHI_SQUARE:
         return _chi_square(sample, criteria)
     return _divergence(sample, criteria)
+
+
+# --- effect size ---------------------------------------------------------------------------------
+
+
+def _share_variance(count: float, total: int) -> float:
+    """Binomial variance of a share, with one pseudo-success and one pseudo-failure so that a
+    label seen 0 or n times still gets a non-zero width (Agresti-Coull's adjustment)."""
+    share = (count + 1.0) / (total + 2.0)
+    return share * (1.0 - share) / total
+
+
+def _effect_size(sample: _Sample, alpha: float, minimum: float) -> EffectSize:
+    """Total variation distance with a simultaneous (1 - alpha) interval (module docstring)."""
+    labels = len(sample.labels)
+    differences = [sample.current[i] / sample.n - sample.baseline_share(i) for i in range(labels)]
+    # Two labels have one difference (they move together); more need Bonferroni over labels.
+    family = 1 if labels <= 2 else labels
+    z = _STANDARD_NORMAL.inv_cdf(1.0 - alpha / (2.0 * family))
+    widths = []
+    for i in range(labels):
+        variance = _share_variance(sample.current[i], sample.n)
+        if sample.m is not None:
+            variance += _share_variance(sample.reference[i], sample.m)
+        widths.append(z * math.sqrt(variance))
+    lows = [d - w for d, w in zip(differences, widths, strict=True)]
+    highs = [d + w for d, w in zip(differences, widths, strict=True)]
+    # TVD is both the sum of the positive and of the negative differences; each bound uses
+    # whichever side is tighter.
+    lower = max(math.fsum(max(0.0, x) for x in lows), math.fsum(max(0.0, -x) for x in highs))
+    upper = min(math.fsum(max(0.0, x) for x in highs), math.fsum(max(0.0, -x) for x in lows))
+    estimate = math.fsum(abs(d) for d in differences) / 2.0
+    return EffectSize(
+        estimate=estimate,
+        lower=min(lower, estimate),
+        upper=min(1.0, max(upper, estimate)),
+        confidence=1.0 - alpha,
+        minimum=minimum,
+    )
+
+
+def _points(value: float) -> str:
+    return f"{100.0 * value:.1f}"
+
+
+def _effect_text(effect: EffectSize) -> str:
+    """The effect in points of label share, e.g. 'TVD 4.2 pt (99% CI 2.9-5.5)'."""
+    return (
+        f"TVD {_points(effect.estimate)} pt ({100.0 * effect.confidence:g}% CI"
+        f" {_points(effect.lower)}-{_points(effect.upper)})"
+    )
 
 
 # --- verdicts and reasons ------------------------------------------------------------------------
@@ -801,6 +906,7 @@ def _decide(
     family: int,
     criteria: DriftCriteria,
 ) -> tuple[DriftVerdict, str]:
+    """The statistic's own rule; `_gate_on_effect` then asks whether the shift matters."""
     alpha = criteria.alpha
     significant = adjusted < alpha
     significance = _significance(measured.p_value, adjusted, family)
@@ -829,11 +935,26 @@ def _decide(
     if not significant:
         return DriftVerdict.NO_DRIFT, (
             f"{name} {measured.score:.4g} exceeds the threshold and the {floor}, but is not"
-            f" significant: approximate {significance} >= alpha {alpha:g}"
+            f" significant: {significance} >= alpha {alpha:g}"
         )
     return DriftVerdict.DRIFT, (
         f"{name} {measured.score:.4g} exceeds the threshold {measured.threshold:g} and the"
-        f" {floor}; approximate {significance} < alpha {alpha:g}"
+        f" {floor}; {significance} < alpha {alpha:g}"
+    )
+
+
+def _gate_on_effect(
+    verdict: DriftVerdict, reason: str, effect: EffectSize
+) -> tuple[DriftVerdict, str]:
+    """A significant shift fires only when its effect's lower bound reaches minEffect."""
+    shown = _effect_text(effect)
+    if verdict is not DriftVerdict.DRIFT:
+        return verdict, f"{reason}; {shown}"
+    if effect.matters:
+        return verdict, f"{reason}; {shown} >= minEffect {_points(effect.minimum)} pt"
+    return DriftVerdict.NO_DRIFT, (
+        f"{reason}, but the shift is too small to matter: {shown}, lower bound below"
+        f" minEffect {_points(effect.minimum)} pt"
     )
 
 
@@ -915,6 +1036,8 @@ def _corrected(
     for segment, adjusted_p in zip(names, adjusted, strict=True):
         sample, measured = tested[segment]
         verdict, reason = _decide(sample, measured, adjusted_p, len(names), criteria)
+        effect = _effect_size(sample, criteria.alpha, criteria.min_effect)
+        verdict, reason = _gate_on_effect(verdict, reason, effect)
         threshold = measured.threshold
         if threshold is None:
             threshold = chi2_isf(criteria.alpha, measured.degrees_of_freedom)
@@ -934,6 +1057,7 @@ def _corrected(
             degrees_of_freedom=measured.degrees_of_freedom,
             n=sample.n,
             m=sample.m,
+            effect=effect,
             labels=_label_shares(sample),
             pooled_labels=list(measured.pooled_labels),
         )

@@ -209,6 +209,44 @@ def _comparison(report: DriftCheckReport) -> str:
     return text
 
 
+def points(share: float | None) -> str:
+    """A share difference in percentage points: 0.042 -> '4.2'."""
+    return "-" if share is None else f"{100 * share:.1f}"
+
+
+def effect_line(report: DriftCheckReport) -> str | None:
+    """The effect size against minEffect, in points of label share."""
+    effect = report.effect
+    if effect is None:
+        return None
+    sign = "≥" if effect.lower >= effect.minimum else "<"
+    return (
+        f"TVD {points(effect.estimate)} pt ({100 * effect.confidence:g}% CI"
+        f" {points(effect.lower)}-{points(effect.upper)} pt), lower bound {sign} minEffect"
+        f" {points(effect.minimum)} pt"
+    )
+
+
+def _false_episodes(report: DriftCheckReport, md: ModelDeployment) -> str | None:
+    days = report.false_episode_days
+    if days is None:
+        return None
+    drift = md.spec.drift
+    when = "never (< 1 per million years)" if days >= 365e6 else f"~1 per {_days(days)}"
+    return (
+        f"false episodes on noise alone {when} ({drift.window} window every"
+        f" {drift.interval}, {drift.consecutive_breaches} in a row)"
+    )
+
+
+def _days(days: float) -> str:
+    if days >= 3650:
+        return f"{days / 365:.0f} years"
+    if days >= 2:
+        return f"{days:.0f} days"
+    return f"{24 * days:.1f} hours"
+
+
 def _samples(report: DriftCheckReport) -> str:
     current = f"current n = {report.current_samples}"
     if report.baseline_samples is None:
@@ -236,6 +274,12 @@ def histogram(report: DriftCheckReport, style: Style) -> list[str]:
     return lines
 
 
+def _segment_effect(effect: float | None, lower: float | None) -> str:
+    if effect is None:
+        return "-"
+    return f"{points(effect)} ({points(lower)})"
+
+
 def _segments(report: DriftCheckReport, style: Style) -> list[str]:
     if not report.segments:
         return []
@@ -246,6 +290,7 @@ def _segments(report: DriftCheckReport, style: Style) -> list[str]:
             number(s.score),
             number(s.p_value),
             number(s.adjusted_p_value),
+            _segment_effect(s.effect, s.effect_lower),
             str(s.current_samples),
         ]
         for s in report.segments
@@ -254,7 +299,7 @@ def _segments(report: DriftCheckReport, style: Style) -> list[str]:
     def paint(_row: int, column: int, cell: str, padded: str) -> str:
         return style.outcome(cell, padded) if column == 1 else padded
 
-    headers = ["SEGMENT", "OUTCOME", "SCORE", "P", "HOLM P", "N"]
+    headers = ["SEGMENT", "OUTCOME", "SCORE", "P", "HOLM P", "TVD PT (LOW)", "N"]
     return [
         "  Segments (p-values Holm-adjusted across segments):",
         *table(headers, rows, paint, "    "),
@@ -273,7 +318,14 @@ def _drift(
         f" checked {age(report.checked_at, now)} ago)"
     )
     tracking = md.status.drift_tracking
-    lines = [head, f"  score     {_comparison(report)}", f"  samples   {_samples(report)}"]
+    lines = [head, f"  score     {_comparison(report)}"]
+    effect = effect_line(report)
+    if effect is not None:
+        lines.append(f"  effect    {effect}")
+    lines.append(f"  samples   {_samples(report)}")
+    episodes = _false_episodes(report, md)
+    if episodes is not None:
+        lines.append(f"  alarms    {episodes}")
     if report.reason:
         lines.append(f"  reason    {style.clip(report.reason)}")
     if tracking.drifted:
