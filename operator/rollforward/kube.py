@@ -7,6 +7,7 @@ steady-state resync writes nothing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import threading
@@ -126,6 +127,15 @@ class KubeAdapter:
             if job:
                 pods[job] = body
         return pods
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded; None when it does not exist (the bento store's keys)."""
+        try:
+            body = self._lookup("v1", "Secret").get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        data = body.get("data") or {}
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
     def observe(self, deployment: ModelDeployment, kinds: tuple[str, ...]) -> Observed:
         gateway = self.gateway_api_installed()

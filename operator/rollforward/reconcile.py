@@ -21,6 +21,8 @@ from rollforward.api import (
     parse_model_deployment,
     validation_messages,
 )
+from rollforward.bentostore.gateway import StoreGateway
+from rollforward.bentostore.gather import gather_store
 from rollforward.decide import Snapshot, decide
 from rollforward.drift.check import DriftInputs
 from rollforward.events import Event
@@ -110,6 +112,7 @@ def gather(
     source: MetricsSource,
     settings: OperatorSettings,
     now: datetime,
+    stores: StoreGateway | None = None,
 ) -> Snapshot:
     """Fetch what `plan_fetch` names: no more, and no decision of its own."""
     plan = plan_fetch(deployment, settings, now)
@@ -120,9 +123,11 @@ def gather(
         else {}
     )
     reference = plan.reference
+    jobs = {child: body for (kind, child), body in observed.children.items() if kind == "Job"}
     return Snapshot(
         observed=observed,
         job_pods=pods,
+        bento_store=gather_store(deployment, settings, stores, jobs, pods),
         drift=fetch_drift(plan, source),
         reference=_query(source, plan.prometheus_url, reference.query, reference.at)
         if reference is not None
@@ -137,6 +142,7 @@ def reconcile(
     source: MetricsSource,
     settings: OperatorSettings,
     now: Clock,
+    stores: StoreGateway | None = None,
 ) -> ReconcileResult:
     """Bring one ModelDeployment's children and status in line with its spec."""
     namespace = body["metadata"].get("namespace", "default")
@@ -147,13 +153,16 @@ def reconcile(
         return _report_invalid(body, error, kube, now())
 
     moment = now()
-    snapshot = gather(deployment, kube, source, settings, moment)
+    snapshot = gather(deployment, kube, source, settings, moment, stores)
     plan = decide(deployment, snapshot, settings, moment)
 
     for manifest in plan.apply:
         kube.apply(manifest)
     for kind, child in plan.delete:
         kube.delete(namespace, kind, child)
+    if stores is not None and snapshot.bento_store is not None:
+        for tag in plan.bento_deletes:
+            stores.delete(snapshot.bento_store.store, namespace, tag)
 
     old_status = body.get("status") or {}
     patch = status_patch(old_status, dump_status(plan.status))
