@@ -153,11 +153,11 @@ def test_once_the_bento_is_stored_the_reason_goes_away() -> None:
 # --- deletion ----------------------------------------------------------------------------------
 
 
-def _entry(version: str, outcome: str, minutes: int) -> HistoryEntry:
+def _entry(version: str, outcome: Any, minutes: int) -> HistoryEntry:
     return HistoryEntry(
         version=version,
         trigger="onDrift",
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         started_at=T0 + timedelta(minutes=minutes),
     )
 

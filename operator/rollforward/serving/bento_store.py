@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_TERMINATION_MESSAGE_PATH,
 )
+
+BENTO_TRANSFER_FAILED = "BentoTransferFailed"
+"""The reason of a failure that is not the store's: the bento could not be exported or imported."""
 
 
 class StoreSettings(BaseSettings):
@@ -71,6 +75,8 @@ def pull(tag: str, store: ObjectStore, prefix: str, scratch_dir: Path | None = N
     import bentoml
 
     key = bento_key(prefix, tag)
+    if scratch_dir is not None:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch_dir) as scratch:
         archive = Path(scratch) / "bento.bento"
         store.get(key, archive)
@@ -93,12 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             key = push(args.tag, store, settings.prefix)
     except StoreError as error:
-        message = f"{error.presence.value}: {args.action} {args.tag}: {error.detail}"
-        _write_termination(settings.termination_message_path, message)
-        print(message, file=sys.stderr)
-        return 1
+        return _failed(
+            settings, f"{error.presence.value}: {args.action} {args.tag}: {error.detail}"
+        )
+    except Exception as error:
+        # The process boundary: whatever broke (a corrupt archive, a full disk), say so.
+        traceback.print_exc()
+        return _failed(settings, f"{BENTO_TRANSFER_FAILED}: {args.action} {args.tag}: {error}")
     print(f"{args.action} {args.tag}: s3://{settings.bucket}/{key}", file=sys.stderr)
     return 0
+
+
+def _failed(settings: StoreSettings, message: str) -> int:
+    _write_termination(settings.termination_message_path, message)
+    print(message, file=sys.stderr)
+    return 1
 
 
 def _write_termination(path: Path, message: str) -> None:
