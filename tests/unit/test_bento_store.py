@@ -14,6 +14,7 @@ from rollforward.api import (
     HistoryEntry,
     JobPhase,
     ModelDeploymentStatus,
+    Reason,
     RetrainingStatus,
     RolloutStatus,
     VariantStatus,
@@ -25,15 +26,24 @@ from rollforward.bentostore.gateway import StoreGateway
 from rollforward.bentostore.location import bento_key, store_for, tag_of_key
 from rollforward.bentostore.pod import FETCH_CONTAINER, job_with_store
 from rollforward.bentostore.sigv4 import EMPTY_SHA256, Credentials, sign
-from rollforward.bentostore.view import StoreView, with_store_status
+from rollforward.bentostore.view import StoreView, store_facts, with_variant_reasons
 from rollforward.builders import variant_deployment
 from rollforward.conditions import find_condition
 from rollforward.retraining import gate
 from rollforward.settings import OperatorSettings
+from rollforward.summary import Facts, ServingFacts, summarize
 from rollforward.variants import served_variants
 
 STORE = BentoStoreSpec(
     endpoint="http://s3.local:9000", bucket="bentos", credentials_secret="bento-store"
+)
+SERVING = ServingFacts(
+    ready=True,
+    reason=Reason.RECONCILED,
+    message="all variants and the router are available",
+    up_to_date=True,
+    blocked=False,
+    writing=False,
 )
 PRESENT = Answer(Presence.PRESENT)
 MISSING = Answer(Presence.MISSING, "HTTP 404")
@@ -133,7 +143,8 @@ def test_a_variant_without_its_bento_is_not_ready_and_names_why() -> None:
         ]
     )
     view = StoreView(STORE, {"upsell:v1": PRESENT, "upsell:v1-gbm": MISSING})
-    new = with_store_status(md, status, view, T0)
+    serving = store_facts(SERVING, status, view)
+    new = summarize(md, with_variant_reasons(status, view), Facts(serving=serving), T0)
     by_name = {v.name: v for v in new.variants}
     assert by_name["champion"].reason is None
     assert by_name["challenger"].reason == "BentoNotFound"
@@ -146,8 +157,9 @@ def test_once_the_bento_is_stored_the_reason_goes_away() -> None:
     status = ModelDeploymentStatus(
         variants=[VariantStatus(name="champion", role="champion", version="upsell:v1", reason="X")]
     )
-    new = with_store_status(deployment(), status, StoreView(STORE, {"upsell:v1": PRESENT}), T0)
-    assert new.variants[0].reason is None and new.conditions == []
+    view = StoreView(STORE, {"upsell:v1": PRESENT})
+    assert with_variant_reasons(status, view).variants[0].reason is None
+    assert store_facts(SERVING, status, view) == SERVING
 
 
 # --- deletion ----------------------------------------------------------------------------------
