@@ -8,6 +8,7 @@
 #   ~/.cache/rollforward/bin/containerd-v$CONTAINERD_VERSION/{containerd,ctr,containerd-shim-runc-v2}
 #   ~/.cache/rollforward/bin/coredns-v$COREDNS_VERSION/coredns
 #   ~/.cache/rollforward/bin/prometheus-v$PROMETHEUS_VERSION/prometheus (for the real node)
+#   ~/.cache/rollforward/bin/versitygw-v$VERSITYGW_VERSION/versitygw
 # A binary that already exists is not rebuilt, so a warm run takes about a second.
 # Prints the directory of each component, one per line, for callers that want them.
 set -euo pipefail
@@ -105,7 +106,7 @@ build_kube() {
   echo "$etcd_out"
 }
 
-# kwok and helm have no replace lines, so `go install pkg@version` builds them as published.
+# kwok, helm and versitygw have no replace lines, so `go install pkg@version` builds them as published.
 build_installable() {
   local name="$1" pkg="$2" version="$3"
   local out="$bin/$name-v$version"
@@ -142,3 +143,4 @@ build_installable helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 build_containerd
 build_installable coredns github.com/coredns/coredns "$COREDNS_VERSION"
 build_installable prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION"
+build_installable versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"

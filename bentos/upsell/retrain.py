@@ -22,6 +22,9 @@ import pandas as pd
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rollforward.bentostore.client import StoreError
+from rollforward.bentostore.location import ENV_ENDPOINT as ENV_STORE_ENDPOINT
+from rollforward.serving.bento_store import StoreSettings, push
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_TERMINATION_MESSAGE_PATH,
@@ -80,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return _fail(f"invalid configuration: {problems}", _fallback_path(flags), trained_at)
     try:
-        result = retrain(settings, trained_at)
+        result = export_to_store(retrain(settings, trained_at))
+    except StoreError as error:
+        # No bento in the store means no candidate: the pods could never fetch it.
+        reason = f"exporting the bento to the store failed: {error}"
+        return _fail(reason, settings.termination_message_path, trained_at)
     except (TrainingError, BuildError) as error:
         return _fail(f"retraining failed: {error}", settings.termination_message_path, trained_at)
     except Exception as error:
@@ -124,6 +131,16 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
         trained_at=trained_at,
         training_rows=model.training_rows,
     )
+
+
+def export_to_store(result: RetrainingResult) -> RetrainingResult:
+    """Export the candidate's bento to the bento store, when the operator named one (the
+    ROLLFORWARD_BENTO_STORE_* environment), and say where in the result."""
+    if not os.environ.get(ENV_STORE_ENDPOINT) or not result.version:
+        return result
+    store = StoreSettings()
+    key = push(result.version, store.store(), store.prefix)
+    return result.model_copy(update={"stored_at": f"s3://{store.bucket}/{key}"})
 
 
 def acceptance_problems(

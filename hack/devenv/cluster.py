@@ -60,7 +60,8 @@ _COMPONENT_DIRS = {"kubernetes": ("k8s", "KUBE_VERSION"), "etcd": ("etcd", "ETCD
                    "kwok": ("kwok", "KWOK_VERSION"), "helm": ("helm", "HELM_VERSION"),
                    "containerd": ("containerd", "CONTAINERD_VERSION"),
                    "coredns": ("coredns", "COREDNS_VERSION"),
-                   "prometheus": ("prometheus", "PROMETHEUS_VERSION")}  # fmt: skip
+                   "prometheus": ("prometheus", "PROMETHEUS_VERSION"),
+                   "versitygw": ("versitygw", "VERSITYGW_VERSION")}  # fmt: skip
 _BINARY_COMPONENT = {
     "kube-apiserver": "kubernetes",
     "kube-controller-manager": "kubernetes",
@@ -76,6 +77,7 @@ _BINARY_COMPONENT = {
     "etcd": "etcd",
     "kwok": "kwok",
     "helm": "helm",
+    "versitygw": "versitygw",
 }
 
 _CONTROL_PLANE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",

@@ -6,6 +6,8 @@ import hashlib
 import json
 
 from rollforward.api import ModelDeployment
+from rollforward.bentostore.location import store_for
+from rollforward.bentostore.pod import with_fetched_bento
 from rollforward.feedback_key import key_env
 from rollforward.naming import (
     ANNOTATION_DESIRED_HASH,
@@ -145,11 +147,21 @@ def variant_deployment(
             "selector": {"matchLabels": _selector(deployment, variant)},
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
-                "spec": {"containers": [_serving_container(deployment, variant, settings)]},
+                "spec": _pod_spec(deployment, variant, settings),
             },
         },
     }
     return with_desired_hash(manifest)
+
+
+def _pod_spec(
+    deployment: ModelDeployment, variant: ServedVariant, settings: OperatorSettings
+) -> Manifest:
+    pod_spec: Manifest = {"containers": [_serving_container(deployment, variant, settings)]}
+    store = store_for(deployment, settings)
+    if variant.bento and store is not None:
+        pod_spec = with_fetched_bento(pod_spec, variant.bento, store, settings.bento_image, "bento")
+    return pod_spec
 
 
 def variant_service(deployment: ModelDeployment, variant: ServedVariant) -> Manifest:

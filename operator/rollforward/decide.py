@@ -12,6 +12,13 @@ from datetime import datetime
 
 from rollforward.analysis import AnalysisInputs
 from rollforward.api import ModelDeployment, ModelDeploymentStatus
+from rollforward.bentostore.view import (
+    StoreView,
+    deletions,
+    store_facts,
+    with_store_env,
+    with_variant_reasons,
+)
 from rollforward.drift.check import (
     DriftInputs,
     check_events,
@@ -43,6 +50,8 @@ class Snapshot:
     """The reference window's counts, when they were measured this reconcile."""
     analysis: AnalysisInputs | None = None
     """The canary step's measurements, when its analysis is due."""
+    bento_store: StoreView | None = None
+    """The bento store's answers; None when no store is configured."""
 
 
 def lifecycle_inputs(deployment: ModelDeployment, snapshot: Snapshot) -> LifecycleInputs:
@@ -57,6 +66,7 @@ def lifecycle_inputs(deployment: ModelDeployment, snapshot: Snapshot) -> Lifecyc
         candidate=deployment_health(candidate),
         champion_deployment=observed.get("Deployment", variant_name(name, champion)),
         analysis=snapshot.analysis,
+        stored_bentos=snapshot.bento_store.answers if snapshot.bento_store else None,
     )
 
 
@@ -86,11 +96,15 @@ def decide(
     view = deployment.model_copy(update={"status": status})
     progress = lifecycle_step(view, lifecycle_inputs(view, snapshot), now)
     children = plan_children(deployment, snapshot.observed, settings, progress.status)
-    facts = Facts(drift=check, promoted=progress.promoted, serving=children.facts)
+    store = snapshot.bento_store
+    serving = store_facts(children.facts, children.status, store)
+    facts = Facts(drift=check, promoted=progress.promoted, serving=serving)
     deletes: list[ChildKey] = [*children.delete, *(("Job", job) for job in progress.delete_jobs)]
+    status = summarize(deployment, with_variant_reasons(children.status, store), facts, now)
     return ServingPlan(
-        apply=[*children.apply, *progress.jobs],
+        apply=[*children.apply, *with_store_env(progress.jobs, store)],
         delete=deletes,
         events=[*events, *progress.events, *children.events],
-        status=summarize(deployment, children.status, facts, now),
+        status=status,
+        bento_deletes=deletions(deployment, status, store),
     )

@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 
 from rollforward.api import GROUP, PLURAL, VERSION
+from rollforward.bentostore.gateway import StoreGateway
 from rollforward.kube import KubeAdapter
 from rollforward.metrics import OperatorMetrics
 from rollforward.naming import LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY
@@ -48,6 +49,8 @@ class OperatorContext:
     kube: KubeAdapter
     metrics: OperatorMetrics
     prometheus: MetricsSource
+    stores: StoreGateway | None = None
+    """The bento stores' client (None: the operator never reaches a store, as in unit tests)."""
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     waiting: set[tuple[str, str]] = field(default_factory=set)
     """Resources with a reconcile queued on their lock: a burst of events needs only one."""
@@ -130,7 +133,13 @@ class OperatorContext:
             with self.metrics.reconcile_seconds.time():
                 try:
                     result = await asyncio.to_thread(
-                        reconcile, body, self.kube, self.prometheus, self.settings, utc_now
+                        reconcile,
+                        body,
+                        self.kube,
+                        self.prometheus,
+                        self.settings,
+                        utc_now,
+                        self.stores,
                     )
                 except Exception:
                     self.metrics.reconciles.labels(result="error").inc()

@@ -7,6 +7,7 @@ import secrets
 
 import kopf
 
+from rollforward.bentostore.gateway import StoreGateway
 from rollforward.handlers import OperatorContext, register_handlers
 from rollforward.kube import KubeAdapter, load_api_client
 from rollforward.metrics import OperatorMetrics
@@ -20,15 +21,17 @@ def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
     metrics = OperatorMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    kube = KubeAdapter(load_api_client(), settings.field_manager, metrics)
     context = OperatorContext(
         settings=settings,
-        kube=KubeAdapter(load_api_client(), settings.field_manager, metrics),
+        kube=kube,
         metrics=metrics,
         prometheus=PrometheusSource(
             timeout_seconds=settings.prometheus_timeout_seconds,
             retries=settings.prometheus_retries,
             metrics=metrics,
         ),
+        stores=StoreGateway(kube.read_secret, settings.bento_store_check_seconds),
     )
     registry = kopf.OperatorRegistry()
     register_handlers(registry, context)

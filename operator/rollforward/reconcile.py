@@ -23,6 +23,8 @@ from rollforward.api import (
     parse_model_deployment,
     validation_messages,
 )
+from rollforward.bentostore.gateway import StoreGateway
+from rollforward.bentostore.gather import gather_store
 from rollforward.builders import owner_reference
 from rollforward.decide import Snapshot, decide
 from rollforward.drift.check import DriftInputs
@@ -131,6 +133,7 @@ def gather(
     source: MetricsSource,
     settings: OperatorSettings,
     now: datetime,
+    stores: StoreGateway | None = None,
 ) -> Snapshot:
     """Fetch what `plan_fetch` names: no more, and no decision of its own."""
     plan = plan_fetch(deployment, settings, now)
@@ -144,9 +147,11 @@ def gather(
     # Secrets are read only when a query is due, not on every reconcile.
     wants_metrics = plan.drift is not None or reference is not None or plan.analysis is not None
     target = resolve_target(deployment, settings, kube.read_secret) if wants_metrics else None
+    jobs = {child: body for (kind, child), body in observed.children.items() if kind == "Job"}
     return Snapshot(
         observed=observed,
         job_pods=pods,
+        bento_store=gather_store(deployment, settings, stores, jobs, pods),
         drift=fetch_drift(plan, source, target),
         reference=_query(source, target, reference.query, reference.at)
         if reference is not None
@@ -161,6 +166,7 @@ def reconcile(
     source: MetricsSource,
     settings: OperatorSettings,
     now: Clock,
+    stores: StoreGateway | None = None,
 ) -> ReconcileResult:
     """Bring one ModelDeployment's children and status in line with its spec."""
     namespace = body["metadata"].get("namespace", "default")
@@ -172,13 +178,16 @@ def reconcile(
 
     ensure_feedback_key(deployment, kube)
     moment = now()
-    snapshot = gather(deployment, kube, source, settings, moment)
+    snapshot = gather(deployment, kube, source, settings, moment, stores)
     plan = decide(deployment, snapshot, settings, moment)
 
     for manifest in plan.apply:
         kube.apply(manifest)
     for kind, child in plan.delete:
         kube.delete(namespace, kind, child)
+    if stores is not None and snapshot.bento_store is not None:
+        for tag in plan.bento_deletes:
+            stores.delete(snapshot.bento_store.store, namespace, tag)
 
     old_status = body.get("status") or {}
     patch = status_patch(old_status, dump_status(plan.status))

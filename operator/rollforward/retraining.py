@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,8 @@ from rollforward.api import (
 )
 from rollforward.api import annotations as steering
 from rollforward.api.status import HISTORY_LIMIT
+from rollforward.bentostore.client import Answer
+from rollforward.bentostore.decisions import gate_refusal
 from rollforward.builders import child_metadata, with_desired_hash
 from rollforward.cron import last_fire_time
 from rollforward.naming import (
@@ -220,8 +223,13 @@ def termination_message(pod: Manifest | None) -> str:
     return ""
 
 
-def gate(deployment: ModelDeployment, result: RetrainingResult) -> list[str]:
-    """Why the candidate must not serve, per spec.retraining.acceptance; empty if it may."""
+def gate(
+    deployment: ModelDeployment,
+    result: RetrainingResult,
+    stored_bentos: Mapping[str, Answer] | None = None,
+) -> list[str]:
+    """Why the candidate must not serve, per spec.retraining.acceptance and the bento store
+    (None: no store configured); empty if it may."""
     spec = deployment.spec.retraining
     assert spec is not None
     acceptance = spec.acceptance
@@ -236,6 +244,9 @@ def gate(deployment: ModelDeployment, result: RetrainingResult) -> list[str]:
         reasons.append(f"{result.version} was rolled back or rejected before")
     if result.version == champion_version(deployment.spec, deployment.status):
         reasons.append(f"{result.version} is the serving champion already")
+    refusal = gate_refusal(result.version, stored_bentos) if result.version else None
+    if refusal:
+        reasons.append(refusal)
     metrics = result.metrics
     if metrics is None:
         return [*reasons, "the result reports no metrics"]

@@ -43,6 +43,8 @@ class ServingPlan:
     delete: list[ChildKey] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
+    bento_deletes: list[str] = field(default_factory=list)
+    """Bento tags to delete from the bento store."""
 
 
 def _key(manifest: Manifest) -> ChildKey:

@@ -49,3 +49,17 @@ class OperatorSettings(BaseSettings):
     kopf pauses every replica that shares the highest priority."""
     workers: int = Field(default=8, ge=1, le=64)
     """Reconciles that may run at once (each in a thread: the Kubernetes client blocks)."""
+    bento_store_endpoint: str | None = None
+    """S3 endpoint of the operator-wide bento store; no store when empty (pods then serve
+    bentos already in their image). A ModelDeployment's spec.bentoStore replaces it."""
+    bento_store_bucket: str = "bentos"
+    """Bucket of the operator-wide bento store."""
+    bento_store_prefix: str = "bentos"
+    """Key prefix of the operator-wide bento store."""
+    bento_store_region: str = "us-east-1"
+    """Region the operator-wide store's requests are signed for."""
+    bento_store_secret: str | None = None
+    """Name of the Secret (in each ModelDeployment's namespace) with AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY for the operator-wide store; anonymous when empty."""
+    bento_store_check_seconds: float = Field(default=60.0, gt=0)
+    """How long one check that a bento is in the store is trusted before it is repeated."""

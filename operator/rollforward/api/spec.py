@@ -551,6 +551,29 @@ class RolloutSpec(ApiModel):
         return steps
 
 
+class BentoStoreSpec(ApiModel):
+    """S3-compatible object storage that carries bentos from retraining Jobs to serving pods.
+
+    A bento tagged name:version is stored as `<prefix>/<name>/<version>.bento` (the output of
+    `bentoml export`). The credentials Secret holds the keys AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY; the operator reads it, and the pods get it as environment.
+    """
+
+    endpoint: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=512)
+    """S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com or http://minio.storage:9000."""
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    """Bucket that holds the bentos (path-style addressing, so any S3-compatible server works)."""
+    prefix: str = Field(default="bentos", pattern=r"^[A-Za-z0-9._/-]*$", max_length=256)
+    """Key prefix under which bentos are stored."""
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]+$", max_length=64)
+    """Region the requests are signed for."""
+    credentials_secret: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
+    )
+    """Secret in the ModelDeployment's namespace with AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY; anonymous requests when empty."""
+
+
 class ModelDeploymentSpec(ApiModel):
     """A model served as BentoML variants behind an A/B router, watched for drift, and
     retrained and rolled forward when it drifts."""
@@ -604,6 +627,9 @@ class ModelDeploymentSpec(ApiModel):
     """Retraining on drift, on a schedule, or on request. No retraining when empty."""
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     """Canary steps, analysis and promotion of retrained candidates."""
+    bento_store: BentoStoreSpec | None = None
+    """Where this model's bentos are stored; replaces the operator-wide store as a whole.
+    With no store at all, pods serve bentos already in their image's BentoML home."""
 
     @field_validator("variants")
     @classmethod

@@ -78,6 +78,11 @@ class VariantStatus(StatusModel):
     """Desired replicas."""
     ready_replicas: int = 0
     """Replicas ready to serve."""
+    reason: str | None = None
+    """Why this variant cannot serve (BentoNotFound, BentoStoreForbidden,
+    BentoStoreUnreachable); empty when nothing stops it."""
+    message: str | None = None
+    """Human detail of the reason."""
 
 
 class LabelProportion(StatusModel):

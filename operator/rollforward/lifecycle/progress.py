@@ -18,6 +18,7 @@ from rollforward.api import (
     RetrainingStatus,
 )
 from rollforward.api import annotations as steering
+from rollforward.bentostore.client import Answer
 from rollforward.events import Event
 from rollforward.observed import DeploymentHealth, Manifest
 
@@ -39,6 +40,8 @@ class LifecycleInputs:
     """The champion's Deployment, to see a promotion finish rolling."""
     analysis: AnalysisInputs | None = None
     """Measurements, when a canary step's analysis is due."""
+    stored_bentos: dict[str, Answer] | None = None
+    """The bento store's answer for a finished Job's candidate; None without a store."""
 
 
 @dataclass

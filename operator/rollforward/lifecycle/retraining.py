@@ -19,6 +19,7 @@ from rollforward.api import (
     RolloutStatus,
     duration_seconds,
 )
+from rollforward.bentostore.client import Answer
 from rollforward.lifecycle.canary import rollout_hash
 from rollforward.lifecycle.progress import (
     LifecycleInputs,
@@ -184,18 +185,19 @@ def _follow_job(
     if not outcome.succeeded or outcome.result is None:
         _attempt_failed(spec, current, outcome.problem, now, work)
         return
-    _judge_candidate(deployment, current, outcome.result, now, work)
+    _judge_candidate(deployment, current, outcome.result, inputs.stored_bentos, now, work)
 
 
 def _judge_candidate(
     deployment: ModelDeployment,
     current: RetrainingStatus,
     result: RetrainingResult,
+    stored_bentos: dict[str, Answer] | None,
     now: datetime,
     work: Progress,
 ) -> None:
     """The acceptance gate: reject the candidate, or open its canary."""
-    reasons = gate(work.view(deployment), result)
+    reasons = gate(work.view(deployment), result, stored_bentos)
     metrics = result_metrics(result)
     if reasons:
         message = "; ".join(reasons)[:900]

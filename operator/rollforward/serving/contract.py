@@ -121,6 +121,8 @@ class RetrainingResult(_CamelModel):
     baseline_distribution: dict[str, float] = Field(default_factory=dict)
     trained_at: datetime
     training_rows: int = 0
+    # Where the bento was exported in the bento store (s3://bucket/key); empty without a store.
+    stored_at: str = ""
 
     def to_termination_message(self) -> str:
         """Compact JSON that fits Kubernetes' termination-message limit.
