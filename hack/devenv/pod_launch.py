@@ -24,6 +24,8 @@ from rollforward.serving.contract import ENV_TERMINATION_MESSAGE_PATH
 
 LOCAL_HOST = "127.0.0.1"
 NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
+# Images (last path segment, no tag) whose own entrypoint runs nginx on NGINX_CONFIG_PATH.
+NGINX_IMAGES = frozenset({"nginx", "nginx-unprivileged", "router"})
 PYTHON_NAMES = frozenset({"python", "python3", "python3.11"})
 # Prometheus label names allow only these characters (as kubernetes_sd's labelmap makes them).
 _LABEL_NAME_INVALID = re.compile(r"[^A-Za-z0-9_]")
@@ -216,9 +218,13 @@ def nginx_config_file(pod: Mapping[str, Any], container: Mapping[str, Any]) -> C
 
 
 def is_nginx(container: Mapping[str, Any]) -> bool:
-    """An nginx image run with its own entrypoint (no command)."""
+    """An nginx router: a container whose command runs `nginx` (the operator's router), or an
+    nginx image run with its own entrypoint (no command)."""
+    command = container.get("command") or []
+    if command:
+        return Path(str(command[0])).name == "nginx"
     image = str(container.get("image", "")).rsplit("/", 1)[-1]
-    return not container.get("command") and image.split(":", 1)[0].split("@", 1)[0] == "nginx"
+    return image.split(":", 1)[0].split("@", 1)[0] in NGINX_IMAGES
 
 
 def plan_container(

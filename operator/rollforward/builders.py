@@ -17,6 +17,13 @@ from rollforward.naming import (
     variant_name,
 )
 from rollforward.observed import Manifest
+from rollforward.pod_security import (
+    TMP_PATH,
+    container_security_context,
+    pod_security_context,
+    tmp_mount,
+    tmp_volume,
+)
 from rollforward.serving.contract import (
     DEFAULT_PORT,
     ENV_MODEL,
@@ -29,6 +36,12 @@ from rollforward.serving.contract import (
 )
 from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedVariant
+
+BENTO_USER = 65532
+"""The bento runtime image's user (images/bento-runtime), set explicitly on bento pods."""
+ENV_BENTOML_HOME = "BENTOML_HOME"
+BENTOML_HOME = f"{TMP_PATH}/bentoml"
+"""BentoML's store, in the /tmp emptyDir: the root filesystem is read-only."""
 
 
 def owner_reference(deployment: ModelDeployment) -> Manifest:
@@ -93,10 +106,14 @@ def _serving_container(
     ]
     if deployment.spec.drift.segment_label:
         env.append({"name": ENV_SEGMENT_FIELD, "value": deployment.spec.drift.segment_label})
+    if variant.bento:
+        env.append({"name": ENV_BENTOML_HOME, "value": BENTOML_HOME})
     container: Manifest = {
         "name": "bento",
         "image": variant.image or settings.bento_image,
         "env": env,
+        "securityContext": container_security_context(),
+        "volumeMounts": [tmp_mount()],
         "ports": [{"name": "http", "containerPort": DEFAULT_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": READINESS_PATH, "port": "http"},
@@ -143,7 +160,11 @@ def variant_deployment(
             "selector": {"matchLabels": _selector(deployment, variant)},
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
-                "spec": {"containers": [_serving_container(deployment, variant, settings)]},
+                "spec": {
+                    "securityContext": pod_security_context(BENTO_USER),
+                    "containers": [_serving_container(deployment, variant, settings)],
+                    "volumes": [tmp_volume()],
+                },
             },
         },
     }

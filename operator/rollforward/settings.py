@@ -15,8 +15,8 @@ class OperatorSettings(BaseSettings):
     """Prometheus base URL used when spec.monitoring.prometheusUrl is empty."""
     bento_image: str = "rollforward/bento-runtime:latest"
     """Image that runs `bentoml serve <tag>` for variants that name only a bento."""
-    router_image: str = "nginx:1.27-alpine"
-    """Image of the nginx router."""
+    router_image: str = "nginxinc/nginx-unprivileged:1.27-alpine"
+    """Image of the nginx router: any image with `nginx` on PATH that runs as user 101."""
     resync_seconds: float = Field(default=30.0, gt=0)
     """Period of the level-based resync timer."""
     field_manager: str = "rollforward"

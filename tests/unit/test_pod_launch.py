@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from devenv.api_cases import example_manifest
 from devenv.pod_launch import (
     LaunchError,
     Workload,
@@ -16,7 +17,12 @@ from devenv.pod_launch import (
     scrape_port,
     scrape_target_labels,
 )
+from rollforward.api import parse_model_deployment
+from rollforward.observed import Observed
+from rollforward.routers.nginx import NginxRouter
 from rollforward.serving.contract import ENV_TERMINATION_MESSAGE_PATH
+from rollforward.settings import OperatorSettings
+from rollforward.variants import served_variants
 
 PYTHON = Path("/venv/bin/python")
 MESSAGE = Path("/run/pod/termination-log")
@@ -97,6 +103,21 @@ def test_an_nginx_router_reads_the_configmap_mounted_at_nginx_conf() -> None:
         "upsell-router",
         "nginx.conf",
     )
+
+
+def test_the_operators_router_container_runs_as_nginx() -> None:
+    md = parse_model_deployment({**example_manifest(), "metadata": {"name": "u", "uid": "1"}})
+    served = served_variants(md.spec, md.status)
+    plan = NginxRouter().plan(md, served, OperatorSettings(), Observed())
+    (router,) = [o for o in plan.objects if o["kind"] == "Deployment"]
+    router_pod = {"metadata": {"name": "r", "namespace": "ns"}, **router["spec"]["template"]}
+    (container,) = router_pod["spec"]["containers"]
+
+    launch = plan_container(router_pod, container, {8080: 42000}, PYTHON, MESSAGE)
+
+    assert launch.workload is Workload.NGINX
+    assert launch.nginx_config is not None
+    assert launch.nginx_config.config_map == "u-router"
 
 
 def test_an_image_without_a_command_cannot_run_and_says_so() -> None:

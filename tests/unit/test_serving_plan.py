@@ -87,7 +87,12 @@ class TestVariantDeployment:
         assert container["image"] == "registry.local/bento-runtime:1"
         assert container["command"] == ["bentoml", "serve", "upsell:v1"]
         env = {e["name"]: e["value"] for e in container["env"]}
-        assert env == {ENV_MODEL: "upsell", ENV_VERSION: "upsell:v1", ENV_VARIANT: "champion"}
+        assert env == {
+            ENV_MODEL: "upsell",
+            ENV_VERSION: "upsell:v1",
+            ENV_VARIANT: "champion",
+            "BENTOML_HOME": "/tmp/bentoml",
+        }
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert container["resources"] == {
