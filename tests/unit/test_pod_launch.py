@@ -160,13 +160,16 @@ def test_dollar_dollar_escapes_a_reference() -> None:
     assert expand_references("$$(A)-$(A)", {"A": "x"}) == "$(A)-x"
 
 
-def test_scrape_labels_follow_kubernetes_sd_labelmap() -> None:
+def test_scrape_labels_are_kubernetes_sd_meta_labels() -> None:
     labels = scrape_target_labels(pod(BENTO))
 
     assert labels == {
-        "rollforward_io_variant": "champion",
-        "app": "upsell",
-        "namespace": "ml",
-        "pod": "upsell-champion-abc",
+        "__meta_kubernetes_namespace": "ml",
+        "__meta_kubernetes_pod_name": "upsell-champion-abc",
+        "__meta_kubernetes_pod_container_name": BENTO["name"],
+        "__meta_kubernetes_pod_label_rollforward_io_variant": "champion",
+        "__meta_kubernetes_pod_labelpresent_rollforward_io_variant": "true",
+        "__meta_kubernetes_pod_label_app": "upsell",
+        "__meta_kubernetes_pod_labelpresent_app": "true",
     }
     assert scrape_port(pod(BENTO)) == 3000
