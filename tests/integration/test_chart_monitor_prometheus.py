@@ -39,9 +39,11 @@ from rollforward.analysis import analyse, analysis_queries, verdict
 from rollforward.api import DriftVerdict, ModelDeployment, parse_model_deployment
 from rollforward.builders import variant_labels
 from rollforward.drift.check import run_check
+from rollforward.fetch import plan_fetch
+from rollforward.lifecycle.canary import rollout_hash
 from rollforward.naming import CANDIDATE_VARIANT
 from rollforward.prometheus import PrometheusSource
-from rollforward.reconcile import gather_analysis, gather_drift
+from rollforward.reconcile import fetch_analysis, gather_drift
 from rollforward.settings import OperatorSettings
 from rollforward.variants import served_variants
 
@@ -86,7 +88,12 @@ def canary(bento: str, prometheus: str) -> ModelDeployment:
             "candidateReady": True,
         }
     }
-    return parse_model_deployment(manifest)
+    md = parse_model_deployment(manifest)
+    # The step is the one of this spec, so the operator's fetch plan measures it.
+    rollout = md.status.rollout
+    assert rollout is not None
+    rollout = rollout.model_copy(update={"spec_hash": rollout_hash(md)})
+    return md.model_copy(update={"status": md.status.model_copy(update={"rollout": rollout})})
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +198,9 @@ def test_canary_analysis_decides_on_what_the_chart_scrapes(
 ) -> None:
     wait_for_requests(prometheus)
     champion = scraped.spec.variants[0].name
-    inputs = gather_analysis(scraped, PrometheusSource(), OperatorSettings(), datetime.now(UTC))
+    plan = plan_fetch(scraped, OperatorSettings(), datetime.now(UTC))
+    inputs = fetch_analysis(plan, PrometheusSource())
+    assert inputs is not None, "the operator would not measure this step"
     results = analyse(scraped, inputs, champion, scraped.spec.variants[0].bento or "")
 
     assert {r.name for r in results} >= {"errorRate", "latencyP99", "predictionDrift"}
