@@ -83,7 +83,7 @@ def variant_labels(deployment: ModelDeployment, variant: ServedVariant) -> dict[
     return {
         **owned_labels(deployment.metadata.name, COMPONENT_BENTO),
         LABEL_VARIANT: variant.name,
-        LABEL_ROLE: variant.role,
+        LABEL_ROLE: variant.role.value,
         LABEL_MODEL: deployment.spec.model,
     }
 
