@@ -1,5 +1,6 @@
 """Every pod the operator builds is `restricted`, and the Job template gets only the defaults
-it leaves unset. (tests/integration/test_pod_security_admission.py has the API server admit them.)"""
+it leaves unset. (tests/integration/test_pod_security_admission.py has the API server admit
+them.)"""
 
 from __future__ import annotations
 
