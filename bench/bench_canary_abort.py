@@ -69,13 +69,10 @@ def demo_deployment(interval: str = COMPRESSED_ANALYSIS_INTERVAL) -> ModelDeploy
 
 
 def _per_variant(deployment: ModelDeployment, values: dict[str, float]) -> QueryResult:
-    labels = {
-        "namespace": deployment.metadata.namespace,
-        "rollforward_io_model_deployment": deployment.metadata.name,
-    }
+    labels = {"namespace": deployment.metadata.namespace, "model": deployment.spec.model}
     return QueryResult(
         samples=tuple(
-            Sample(labels={**labels, "rollforward_io_variant": variant}, value=value)
+            Sample(labels={**labels, "variant": variant}, value=value)
             for variant, value in values.items()
         )
     )

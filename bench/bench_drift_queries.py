@@ -185,10 +185,8 @@ def start_exporters(prometheus: LocalPrometheus) -> list[VariantExporter]:
     for deployment in fleet(EXPORTED_RESOURCES, prometheus.url):
         exporter = VariantExporter(deployment.spec.model, "v1", "champion").start()
         exporter.set_baseline({"upgrade": 0.3, "stay": 0.7})
-        address = f"127.0.0.1:{exporter.port}"
-        job = f"bench-{deployment.metadata.name}"
-        prometheus.add_target(job, address, {"namespace": deployment.metadata.namespace})
-        prometheus.wait_for_target_up(job, address)
+        pod = f"{deployment.metadata.name}-champion-0"
+        exporter.scrape_as_pod(prometheus, deployment.metadata.namespace, pod)
         exporters.append(exporter)
     return exporters
 

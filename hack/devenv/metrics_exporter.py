@@ -1,9 +1,11 @@
 """A scrape target whose bento metrics the test steers, for operator tests on kwok.
 
 kwok runs no container, so the operator integration tests need the metric series a bento
-pod would export. This serves exactly the contract's names and labels from a real
+pod would export. This serves exactly the names and labels a real bento exports (the
+contract's, through rollforward.serving, and BentoML's request metrics) from a real
 prometheus_client registry, advancing the counters every 100 ms at a rate and in a mix
-the test sets; a real Prometheus scrapes it. (The end-to-end tests run real bentos.)
+the test sets; a real Prometheus scrapes it as a pod (`scrape_as_pod`), relabelled as the
+chart's PodMonitor does. (The end-to-end tests run real bentos.)
 """
 
 from __future__ import annotations
@@ -14,14 +16,24 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from devenv.processes import free_port
+from devenv.prometheus import LocalPrometheus
+from devenv.scrape_config import kubernetes_sd_labels
 from rollforward.serving.contract import (
     BASELINE_RATIO,
+    BASELINE_RATIO_LABELS,
     BENTOML_REQUEST_DURATION,
     BENTOML_REQUESTS_TOTAL,
+    PREDICTIONS_LABELS,
     PREDICTIONS_TOTAL,
+    VARIANT_INFO,
+    VARIANT_INFO_LABELS,
 )
 
 TICK_SECONDS = 0.1
+# BentoML's request metrics and their labels (bentoml/_internal/server/http/instruments.py).
+BENTOML_LABELS = ("endpoint", "service_name", "service_version", "http_response_code")
+SERVICE_NAME = "upsell"
+SERVICE_VERSION = "simulated"
 
 
 @dataclass
@@ -41,31 +53,20 @@ class VariantExporter:
         self.model, self.version, self.variant = model, version, variant
         self.port = free_port()
         self.regime = Regime()
-        self._registry = CollectorRegistry()
+        self._registry = registry = CollectorRegistry()
         self._predictions = Counter(
-            PREDICTIONS_TOTAL.removesuffix("_total"),
-            "",
-            ["model", "version", "variant", "label", "segment"],
-            registry=self._registry,
+            PREDICTIONS_TOTAL.removesuffix("_total"), "", PREDICTIONS_LABELS, registry=registry
         )
-        self._baseline = Gauge(
-            BASELINE_RATIO, "", ["model", "version", "label"], registry=self._registry
-        )
+        self._baseline = Gauge(BASELINE_RATIO, "", BASELINE_RATIO_LABELS, registry=registry)
+        self._info = Gauge(VARIANT_INFO, "", VARIANT_INFO_LABELS, registry=registry)
+        self._info.labels(model, version, variant).set(1)
         self._requests = Counter(
-            BENTOML_REQUESTS_TOTAL.removesuffix("_total"),
-            "",
-            ["endpoint", "http_response_code"],
-            registry=self._registry,
+            BENTOML_REQUESTS_TOTAL.removesuffix("_total"), "", BENTOML_LABELS, registry=registry
         )
-        self._latency = Histogram(
-            BENTOML_REQUEST_DURATION,
-            "",
-            ["endpoint", "http_response_code"],
-            registry=self._registry,
-        )
+        self._latency = Histogram(BENTOML_REQUEST_DURATION, "", BENTOML_LABELS, registry=registry)
         for code in ("200", "500"):  # BentoML creates these at start too
-            self._requests.labels("/predict", code)
-            self._latency.labels("/predict", code)
+            self._requests.labels(*self._bentoml_labels(code))
+            self._latency.labels(*self._bentoml_labels(code))
         self._owed: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -82,7 +83,21 @@ class VariantExporter:
     def serve_version(self, version: str, baseline: dict[str, float]) -> None:
         """From now on, export as `version` (as a new pod of that version would)."""
         self.set_baseline(baseline, version)
+        self._info.remove(self.model, self.version, self.variant)
+        self._info.labels(self.model, version, self.variant).set(1)
         self.version = version
+
+    def scrape_as_pod(self, prometheus: LocalPrometheus, namespace: str, pod: str) -> str:
+        """Have `prometheus` scrape this exporter as bento pod `namespace/pod`; its job name."""
+        labels = {"rollforward.io/variant": self.variant, "app.kubernetes.io/component": "bento"}
+        job = f"bento-{namespace}-{pod}"
+        address = f"127.0.0.1:{self.port}"
+        prometheus.add_pod_target(job, address, kubernetes_sd_labels(namespace, pod, labels))
+        prometheus.wait_for_target_up(job, address, timeout=60)
+        return job
+
+    def _bentoml_labels(self, code: str) -> tuple[str, str, str, str]:
+        return ("/predict", SERVICE_NAME, SERVICE_VERSION, code)
 
     def start(self) -> VariantExporter:
         start_http_server(self.port, addr="127.0.0.1", registry=self._registry)
@@ -112,5 +127,7 @@ class VariantExporter:
             for code, share in (("500", regime.error_ratio), ("200", 1 - regime.error_ratio)):
                 count = self._emit(f"code:{code}", per_tick * share)
                 for _ in range(count):
-                    self._requests.labels("/predict", code).inc()
-                    self._latency.labels("/predict", code).observe(regime.latency_seconds)
+                    self._requests.labels(*self._bentoml_labels(code)).inc()
+                    self._latency.labels(*self._bentoml_labels(code)).observe(
+                        regime.latency_seconds
+                    )

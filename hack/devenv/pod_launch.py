@@ -20,13 +20,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from devenv.scrape_config import kubernetes_sd_labels
 from rollforward.serving.contract import ENV_TERMINATION_MESSAGE_PATH
 
 LOCAL_HOST = "127.0.0.1"
 NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
+# Images (last path segment, no tag) whose own entrypoint runs nginx on NGINX_CONFIG_PATH.
+NGINX_IMAGES = frozenset({"nginx", "nginx-unprivileged", "router"})
 PYTHON_NAMES = frozenset({"python", "python3", "python3.11"})
-# Prometheus label names allow only these characters (as kubernetes_sd's labelmap makes them).
-_LABEL_NAME_INVALID = re.compile(r"[^A-Za-z0-9_]")
 _VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
 Manifest = dict[str, Any]
@@ -243,9 +244,13 @@ NGINX_IMAGES = frozenset({"nginx", "nginx-unprivileged", "router"})
 
 
 def is_nginx(container: Mapping[str, Any]) -> bool:
-    """An nginx image run with its own entrypoint (no command)."""
+    """An nginx router: a container whose command runs `nginx` (the operator's router), or an
+    nginx image run with its own entrypoint (no command)."""
+    command = container.get("command") or []
+    if command:
+        return Path(str(command[0])).name == "nginx"
     image = str(container.get("image", "")).rsplit("/", 1)[-1]
-    return not container.get("command") and image.split(":", 1)[0].split("@", 1)[0] in NGINX_IMAGES
+    return image.split(":", 1)[0].split("@", 1)[0] in NGINX_IMAGES
 
 
 def plan_container(
@@ -297,16 +302,16 @@ def plan_container(
 
 
 def scrape_target_labels(pod: Mapping[str, Any]) -> dict[str, str]:
-    """Target labels of a pod, as Prometheus' kubernetes_sd `labelmap` plus namespace and pod
-    would give them (`rollforward.io/variant` -> `rollforward_io_variant`)."""
+    """Target labels of a pod as Prometheus' kubernetes_sd gives them, before relabelling
+    (`__meta_kubernetes_namespace`, `__meta_kubernetes_pod_label_rollforward_io_variant`...)."""
     metadata = pod["metadata"]
-    labels = {
-        _LABEL_NAME_INVALID.sub("_", key): str(value)
-        for key, value in (metadata.get("labels") or {}).items()
-    }
-    labels["namespace"] = str(metadata["namespace"])
-    labels["pod"] = str(metadata["name"])
-    return labels
+    containers = pod["spec"].get("containers") or [{}]
+    return kubernetes_sd_labels(
+        str(metadata["namespace"]),
+        str(metadata["name"]),
+        {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()},
+        str(containers[0].get("name", "")),
+    )
 
 
 def scrape_port(pod: Mapping[str, Any]) -> int | None:

@@ -102,6 +102,8 @@ class ScrapeTargets(Protocol):
         self, job: str, address: str, labels: Mapping[str, str] | None = None
     ) -> None: ...
 
+    def add_pod_target(self, job: str, address: str, labels: Mapping[str, str]) -> None: ...
+
     def remove_target(self, job: str, address: str) -> None: ...
 
 
@@ -716,7 +718,7 @@ class PodRunner(StartStop):
         if path != "/metrics":
             labels["__metrics_path__"] = path
         local.scrape_address = f"{LOCAL_HOST}:{port}"
-        self.scrape_targets.add_target(SCRAPE_JOB, local.scrape_address, labels)
+        self.scrape_targets.add_pod_target(SCRAPE_JOB, local.scrape_address, labels)
 
     def _write_status(self, local: LocalPod) -> None:
         status = pod_status(

@@ -1,7 +1,10 @@
 """Debian's `prometheus` on loopback, scraping every second, with targets added at run time.
 
 Targets go through file-based service discovery: one JSON file per job under `targets/`,
-which Prometheus watches, so adding a target needs no reload. The data directory survives
+which Prometheus watches, so adding a target needs no reload. Pods go under `targets/pods/`,
+with the labels Kubernetes service discovery would give them, into a job that relabels them as
+the chart's PodMonitor does (`devenv.scrape_config`); anything else is scraped with the labels
+it is given. The data directory survives
 `stop()`/`start()`, and the port stays the same, because tests stop Prometheus mid-run to see
 how the operator copes and then bring it back with its history.
 
@@ -36,6 +39,23 @@ from devenv.processes import (
     wait_until,
     write_records,
 )
+from devenv.scrape_config import POD_RELABELINGS
+
+POD_JOB = "kubernetes-pods"
+PodJob = Callable[[Sequence[str]], dict[str, Any]]
+"""A scrape job for pod targets, given the file_sd files that list them."""
+
+
+def default_pod_job(files: Sequence[str]) -> dict[str, Any]:
+    """The chart's PodMonitor as a plain scrape job (charts/rollforward/README.md shows it)."""
+    return {
+        "job_name": POD_JOB,
+        # BentoML's own `endpoint` label must win over a scrape job's target labels.
+        "honor_labels": True,
+        "file_sd_configs": [{"files": list(files), "refresh_interval": "1s"}],
+        "relabel_configs": [dict(r) for r in POD_RELABELINGS],
+    }
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -95,6 +115,7 @@ class LocalPrometheus(StartStop):
         netns: NetworkNamespace | None = None,
         scrape_configs: Sequence[Mapping[str, Any]] = (),
         security: WebSecurity | None = None,
+        pod_job: PodJob = default_pod_job,
     ) -> None:
         self.base_dir = base_dir
         self.security = security
@@ -102,6 +123,7 @@ class LocalPrometheus(StartStop):
         # loopback and this class talks to it from a thread that enters the namespace.
         self.netns = netns
         self.scrape_configs = list(scrape_configs)
+        self.pod_job = pod_job
         self.die_with_parent = die_with_parent
         self.port = port or free_port()
         self.scrape_interval = scrape_interval
@@ -119,6 +141,10 @@ class LocalPrometheus(StartStop):
         return self.base_dir / "targets"
 
     @property
+    def pods_dir(self) -> Path:
+        return self.targets_dir / "pods"
+
+    @property
     def data_dir(self) -> Path:
         return self.base_dir / "data"
 
@@ -134,7 +160,7 @@ class LocalPrometheus(StartStop):
             return self
         if self._in_net(lambda: port_is_open(self.port)):
             raise OSError(f"port {self.port} is taken; Prometheus cannot (re)start on it")
-        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.base_dir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
@@ -188,13 +214,23 @@ class LocalPrometheus(StartStop):
 
     def add_target(self, job: str, address: str, labels: Mapping[str, str] | None = None) -> None:
         """Scrape `address` (host:port, path /metrics) as `job` with extra target labels."""
-        groups = [g for g in self._read_groups(job) if g["targets"] != [address]]
-        groups.append({"targets": [address], "labels": {**(labels or {}), "job": job}})
-        self._write_groups(job, groups)
+        self._add(self._targets_file(job), job, address, labels or {})
+
+    def add_pod_target(self, job: str, address: str, labels: Mapping[str, str]) -> None:
+        """Scrape a pod's `address` as the pod job does; `labels` are the kubernetes_sd labels
+        of the pod (`devenv.scrape_config.kubernetes_sd_labels`), `job` names its group."""
+        self._add(self._pods_file(job), job, address, labels)
 
     def remove_target(self, job: str, address: str) -> None:
-        groups = [g for g in self._read_groups(job) if g["targets"] != [address]]
-        self._write_groups(job, groups)
+        for path in (self._targets_file(job), self._pods_file(job)):
+            if path.exists():
+                groups = [g for g in _read_groups(path) if g["targets"] != [address]]
+                _write_groups(path, groups)
+
+    def _add(self, path: Path, job: str, address: str, labels: Mapping[str, str]) -> None:
+        groups = [g for g in _read_groups(path) if g["targets"] != [address]]
+        groups.append({"targets": [address], "labels": {**labels, "job": job}})
+        _write_groups(path, groups)
 
     def active_targets(self) -> list[dict[str, Any]]:
         """The targets Prometheus is scraping now, as /api/v1/targets reports them."""
@@ -251,6 +287,7 @@ class LocalPrometheus(StartStop):
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
                     ],
                 },
+                self.pod_job([str(self.pods_dir / "*.json")]),
                 *self.scrape_configs,
             ],
         }
@@ -259,21 +296,10 @@ class LocalPrometheus(StartStop):
         return function() if self.netns is None else self.netns.call(function)
 
     def _targets_file(self, job: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job)
-        return self.targets_dir / f"{safe}.json"
+        return self.targets_dir / _file_name(job)
 
-    def _read_groups(self, job: str) -> list[dict[str, Any]]:
-        path = self._targets_file(job)
-        groups: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-        return groups
-
-    def _write_groups(self, job: str, groups: Sequence[Mapping[str, Any]]) -> None:
-        self.targets_dir.mkdir(parents=True, exist_ok=True)
-        path = self._targets_file(job)
-        # Written aside and renamed, so Prometheus never reads a half-written file.
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(list(groups), indent=2))
-        tmp.replace(path)
+    def _pods_file(self, job: str) -> Path:
+        return self.pods_dir / _file_name(job)
 
     def _api(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
         url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
@@ -288,6 +314,23 @@ class LocalPrometheus(StartStop):
 
     def _get(self, url: str) -> str:
         return self._in_net(lambda: _get(url, self.security))
+
+
+def _file_name(job: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in job) + ".json"
+
+
+def _read_groups(path: Path) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    return groups
+
+
+def _write_groups(path: Path, groups: Sequence[Mapping[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed, so Prometheus never reads a half-written file.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(list(groups), indent=2))
+    tmp.replace(path)
 
 
 def _get(url: str, security: WebSecurity | None = None) -> str:

@@ -1,9 +1,12 @@
 """Canary analysis: the measurements of a step, each Successful, Failed or Inconclusive. Pure.
 
 The queries are batched like the drift queries: their text depends only on the step's
-window, so one evaluation per tick serves every canary on a Prometheus. Series are told
-apart by the scrape labels Kubernetes service discovery gives every bento pod
-(`namespace` and the pod labels, relabelled the Prometheus way: `rollforward_io_variant`).
+window, so one evaluation per tick serves every canary on a Prometheus. Series are selected
+only by labels a bento exports itself or that every standard scrape config adds (`namespace`,
+`pod`), never by pod labels that only some scrape setups copy. BentoML's request metrics carry
+no variant, so they are joined on (namespace, pod) to `rollforward_variant_info`, which every
+serving process exports with its model, version and variant. The join reads the info series
+over the whole window, so a pod that went away during the window still counts.
 Inconclusive is never Failed: too few requests or an empty query decides nothing.
 
 Error rate and latency are also looked at during the step, every `analysis.interval`
@@ -35,6 +38,7 @@ from rollforward.serving.contract import (
     BENTOML_REQUEST_DURATION,
     BENTOML_REQUESTS_TOTAL,
     PREDICTIONS_TOTAL,
+    VARIANT_INFO,
 )
 
 Outcome = Literal["Successful", "Failed", "Inconclusive"]
@@ -45,9 +49,7 @@ only when it is slower by the ratio AND by more than this."""
 ERROR_RATE_ALPHA = 0.05
 """The most often a candidate whose error rate is within maxErrorRateIncrease of the
 champion's is aborted by the error-rate test, over a whole step, however often it looks."""
-POD_LABEL_DEPLOYMENT = "rollforward_io_model_deployment"
-POD_LABEL_VARIANT = "rollforward_io_variant"
-_BY_VARIANT = f"namespace, {POD_LABEL_DEPLOYMENT}, {POD_LABEL_VARIANT}"
+_BY_VARIANT = "namespace, model, variant"
 # Probes, scrapes and feedback are not model traffic.
 _MODEL_ENDPOINTS = 'endpoint!~"/(metrics|readyz|livez|healthz|feedback)"'
 
@@ -75,16 +77,31 @@ class AnalysisInputs:
     """Failed requests since the candidate started serving; None: use the step's."""
 
 
+def variant_of_pod(window: str) -> str:
+    """`* <this>` gives a per-pod series the model and variant of the pod that exported it.
+
+    The info series is reduced to one per (namespace, pod), so a pod scraped by two jobs
+    (a PodMonitor and an annotation-based job, say) cannot make the match many-to-many.
+    """
+    info = f"max_over_time({VARIANT_INFO}[{window}])"
+    return (
+        "* on (namespace, pod) group_left (model, variant) "
+        f"max by (namespace, pod, model, variant) ({info})"
+    )
+
+
 def analysis_queries(window_seconds: int) -> AnalysisQueries:
     window = f"{window_seconds}s"
     requests = f"{BENTOML_REQUESTS_TOTAL}{{{_MODEL_ENDPOINTS}}}"
     errors = f'{BENTOML_REQUESTS_TOTAL}{{{_MODEL_ENDPOINTS},http_response_code=~"5.."}}'
     buckets = f"{BENTOML_REQUEST_DURATION}_bucket{{{_MODEL_ENDPOINTS}}}"
+    join = variant_of_pod(window)
     return AnalysisQueries(
-        requests=f"sum by ({_BY_VARIANT}) (increase({requests}[{window}]))",
-        errors=f"sum by ({_BY_VARIANT}) (increase({errors}[{window}]))",
+        requests=f"sum by ({_BY_VARIANT}) (increase({requests}[{window}]) {join})",
+        errors=f"sum by ({_BY_VARIANT}) (increase({errors}[{window}]) {join})",
         latency_p99=(
-            f"histogram_quantile(0.99, sum by (le, {_BY_VARIANT}) (rate({buckets}[{window}])))"
+            f"histogram_quantile(0.99, sum by (le, {_BY_VARIANT}) "
+            f"(rate({buckets}[{window}]) {join}))"
         ),
         predictions=(
             "sum by (namespace, model, version, variant, label, segment) "
@@ -114,9 +131,9 @@ def _per_variant(result: QueryResult, deployment: ModelDeployment) -> dict[str, 
         labels = sample.labels
         if (
             labels.get("namespace") == deployment.metadata.namespace
-            and labels.get(POD_LABEL_DEPLOYMENT) == deployment.metadata.name
+            and labels.get("model") == deployment.spec.model
         ):
-            variant = labels.get(POD_LABEL_VARIANT, "")
+            variant = labels.get("variant", "")
             values[variant] = values.get(variant, 0.0) + sample.value
     return values
 

@@ -20,6 +20,13 @@ from rollforward.naming import (
     variant_name,
 )
 from rollforward.observed import Manifest
+from rollforward.pod_security import (
+    TMP_PATH,
+    container_security_context,
+    pod_security_context,
+    tmp_mount,
+    tmp_volume,
+)
 from rollforward.serving.contract import (
     DEFAULT_PORT,
     ENV_MODEL,
@@ -32,6 +39,12 @@ from rollforward.serving.contract import (
 )
 from rollforward.settings import OperatorSettings
 from rollforward.variants import ServedVariant
+
+BENTO_USER = 65532
+"""The bento runtime image's user (images/bento-runtime), set explicitly on bento pods."""
+ENV_BENTOML_HOME = "BENTOML_HOME"
+BENTOML_HOME = f"{TMP_PATH}/bentoml"
+"""BentoML's store, in the /tmp emptyDir: the root filesystem is read-only."""
 
 
 def owner_reference(deployment: ModelDeployment) -> Manifest:
@@ -73,7 +86,7 @@ def variant_labels(deployment: ModelDeployment, variant: ServedVariant) -> dict[
     return {
         **owned_labels(deployment.metadata.name, COMPONENT_BENTO),
         LABEL_VARIANT: variant.name,
-        LABEL_ROLE: variant.role,
+        LABEL_ROLE: variant.role.value,
         LABEL_MODEL: deployment.spec.model,
     }
 
@@ -97,10 +110,14 @@ def _serving_container(
     if deployment.spec.drift.segment_label:
         env.append({"name": ENV_SEGMENT_FIELD, "value": deployment.spec.drift.segment_label})
     env.append(key_env(deployment))
+    if variant.bento:
+        env.append({"name": ENV_BENTOML_HOME, "value": BENTOML_HOME})
     container: Manifest = {
         "name": "bento",
         "image": variant.image or settings.bento_image,
         "env": env,
+        "securityContext": container_security_context(),
+        "volumeMounts": [tmp_mount()],
         "ports": [{"name": "http", "containerPort": DEFAULT_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": READINESS_PATH, "port": "http"},
@@ -157,7 +174,11 @@ def variant_deployment(
 def _pod_spec(
     deployment: ModelDeployment, variant: ServedVariant, settings: OperatorSettings
 ) -> Manifest:
-    pod_spec: Manifest = {"containers": [_serving_container(deployment, variant, settings)]}
+    pod_spec: Manifest = {
+        "securityContext": pod_security_context(BENTO_USER),
+        "containers": [_serving_container(deployment, variant, settings)],
+        "volumes": [tmp_volume()],
+    }
     store = store_for(deployment, settings)
     if variant.bento and store is not None:
         pod_spec = with_fetched_bento(pod_spec, variant.bento, store, settings.bento_image, "bento")

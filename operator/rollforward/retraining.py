@@ -37,6 +37,7 @@ from rollforward.naming import (
     owned_labels,
 )
 from rollforward.observed import Manifest
+from rollforward.pod_security import with_restricted_defaults
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_MODEL,
@@ -166,7 +167,7 @@ def retraining_job(
                     "labels": {**metadata.get("labels", {}), **labels},
                     "annotations": metadata.get("annotations", {}),
                 },
-                "spec": pod_spec,
+                "spec": with_restricted_defaults(pod_spec),
             },
         },
     }

@@ -156,13 +156,7 @@ def chaos(
             exporter = VariantExporter("upsell", version, variant).start()
             exporter.regime = Regime(label_shares=DRIFTED_SHARES)
             exporter.set_baseline(TRAINING_SHARES if variant == "champion" else DRIFTED_SHARES)
-            labels = {
-                "namespace": namespace,
-                "rollforward_io_model_deployment": "upsell",
-                "rollforward_io_variant": variant,
-            }
-            prometheus.add_target(f"chaos-{variant}", f"127.0.0.1:{exporter.port}", labels)
-            prometheus.wait_for_target_up(f"chaos-{variant}", f"127.0.0.1:{exporter.port}", 60)
+            exporter.scrape_as_pod(prometheus, namespace, f"upsell-{variant}-0")
             exporters.append(exporter)
         yield namespace, prometheus, exporters[0], exporters[1], kubeconfig
         for exporter in exporters:

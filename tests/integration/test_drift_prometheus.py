@@ -21,6 +21,7 @@ import pytest
 from devenv.api_cases import example_manifest
 from devenv.bento import BentoServer, start_bento_server
 from devenv.prometheus import LocalPrometheus
+from devenv.scrape_config import kubernetes_sd_labels
 from devenv.soom_traffic import SteadyTraffic
 from fixtures.fixtures_bento import BuiltBento
 from rollforward.api import (
@@ -50,8 +51,8 @@ def serve(
         "ROLLFORWARD_VARIANT": variant,
     }
     server = start_bento_server(bento.tag, bento.bentoml_home, run_dir, env=env)
-    prometheus.add_target(
-        f"bento-{variant}", f"127.0.0.1:{server.port}", {"namespace": NAMESPACE, "pod": variant}
+    prometheus.add_pod_target(
+        f"bento-{variant}", f"127.0.0.1:{server.port}", kubernetes_sd_labels(NAMESPACE, variant)
     )
     prometheus.wait_for_target_up(f"bento-{variant}", f"127.0.0.1:{server.port}", timeout=60)
     return server

@@ -7,6 +7,9 @@ about the router (split, stickiness, pinning, mirroring) is checked at the backe
 from __future__ import annotations
 
 import http.client
+import os
+import shutil
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from devenv.nginx import NginxConfigError, NginxProcess, check_config, run_nginx
+from devenv.nginx import NGINX_BINARY, NginxConfigError, NginxProcess, check_config, run_nginx
 from devenv.nginx_split_clients import assigned_variant
-from devenv.processes import free_port, wait_until
+from devenv.processes import ManagedProcess, free_port, wait_until
+from rollforward.routers.nginx import nginx_command
 from rollforward.routers.nginx_config import (
     NginxRouterConfig,
     RoutedVariant,
@@ -445,3 +449,56 @@ def test_a_dead_shadow_never_reaches_the_client(
         "challenger",
     }
     client.close()
+
+
+UNPRIVILEGED_UID = 65534
+
+
+@pytest.fixture
+def unprivileged_dirs() -> Iterator[tuple[Path, Path]]:
+    """A read-only config dir and a prefix (the pod's /tmp emptyDir) only nginx's user writes.
+
+    Outside pytest's 0700 tmp_path, which an unprivileged user cannot enter.
+    """
+    base = Path(tempfile.mkdtemp(prefix="rf-router-"))
+    base.chmod(0o755)
+    config_dir, prefix = base / "etc", base / "tmp"
+    config_dir.mkdir(mode=0o755)
+    prefix.mkdir(mode=0o700)
+    os.chown(prefix, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    yield config_dir, prefix
+    shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an unprivileged user needs root")
+def test_the_router_command_runs_unprivileged_writing_only_its_prefix(
+    fresh_backends: Backends, unprivileged_dirs: tuple[Path, Path]
+) -> None:
+    """The router container's exact command, with the pod's paths mapped to local ones, runs
+    Debian's nginx as a non-root user that can write nowhere but the /tmp emptyDir."""
+    config_dir, prefix = unprivileged_dirs
+    config = router_config(fresh_backends, free_port())
+    config_file = config_dir / "nginx.conf"
+    config_file.write_text(render_nginx_config(config))
+    command = nginx_command(prefix=str(prefix), config=str(config_file))
+    argv = ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}",
+            "--clear-groups", "--", str(NGINX_BINARY), *command[1:]]  # fmt: skip
+    # A container's stdout is writable by its user; nginx reopens it for the access log.
+    log = config_dir.parent / "nginx.log"
+    log.touch()
+    os.chown(log, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    process = ManagedProcess("nginx", argv, log, cwd=prefix).start()
+    try:
+        client = RouterClient(config.listen_port)
+        wait_until(lambda: (prefix / "nginx.pid").exists() or not process.running(), 30)
+        assert process.running(), process.log_tail()
+        assert Path(f"/proc/{process.pid}/status").read_text().count(f"\t{UNPRIVILEGED_UID}") >= 2
+        body = b"x" * 2_000_000  # buffered to a temporary file under the prefix
+        assert served(client.request("/p", pin="champion", method="POST", body=body)) == "champion"
+        assert served(client.request("/", user="user-1")) in {"champion", "challenger"}
+        client.close()
+        assert {p.name for p in prefix.iterdir()} >= {"nginx.pid", "client_body_temp"}
+    finally:
+        process.stop()
+    assert sorted(p.name for p in config_dir.iterdir()) == ["nginx.conf"]
+    assert "Permission denied" not in process.log_tail(), process.log_tail()

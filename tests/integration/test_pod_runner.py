@@ -231,7 +231,7 @@ def test_deployment_pods_run_with_their_env_get_ready_and_are_scraped(
     # And Prometheus scrapes both, labelled with the pod's namespace, name and labels
     for address in addresses:
         local_prometheus.wait_for_target_up(SCRAPE_JOB, address, timeout=TIMEOUT)
-    query = f'up{{namespace="{runner_namespace}",rollforward_io_variant="champion"}}'
+    query = f'up{{namespace="{runner_namespace}",pod=~"champion-.*"}}'
     wait_until(
         lambda: len(local_prometheus.query(query)) == 2, TIMEOUT, what=f"two series of {query}"
     )

@@ -3,7 +3,8 @@
 kwok simulates the pods: a retraining Job's pod terminates with the termination message
 its template carries (the test stands in for the kubelet), and bento pods are Ready without
 running. Their metric series come from steerable exporters that a real Prometheus scrapes
-with the labels Kubernetes service discovery would give them. The end-to-end tests run all
+with the labels Kubernetes service discovery would give them, relabelled as the chart's
+PodMonitor does. The end-to-end tests run all
 of it for real.
 """
 
@@ -65,12 +66,7 @@ def exporter(
     prometheus: LocalPrometheus, namespace: str, variant: str, version: str
 ) -> VariantExporter:
     running = VariantExporter("upsell", version, variant).start()
-    labels = {
-        "namespace": namespace,
-        "rollforward_io_model_deployment": "upsell",
-        "rollforward_io_variant": variant,
-    }
-    prometheus.add_target(f"bento-{variant}", f"127.0.0.1:{running.port}", labels)
+    running.scrape_as_pod(prometheus, namespace, f"upsell-{variant}-0")
     return running
 
 

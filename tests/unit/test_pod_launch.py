@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from devenv.api_cases import example_manifest
 from devenv.pod_launch import (
     LaunchError,
     Workload,
@@ -17,8 +18,12 @@ from devenv.pod_launch import (
     scrape_port,
     scrape_target_labels,
 )
+from rollforward.api import parse_model_deployment
+from rollforward.observed import Observed
+from rollforward.routers.nginx import NginxRouter
 from rollforward.serving.contract import ENV_TERMINATION_MESSAGE_PATH
 from rollforward.settings import OperatorSettings
+from rollforward.variants import served_variants
 
 PYTHON = Path("/venv/bin/python")
 MESSAGE = Path("/run/pod/termination-log")
@@ -101,6 +106,21 @@ def test_an_nginx_router_reads_the_configmap_mounted_at_nginx_conf() -> None:
     )
 
 
+def test_the_operators_router_container_runs_as_nginx() -> None:
+    md = parse_model_deployment({**example_manifest(), "metadata": {"name": "u", "uid": "1"}})
+    served = served_variants(md.spec, md.status)
+    plan = NginxRouter().plan(md, served, OperatorSettings(), Observed())
+    (router,) = [o for o in plan.objects if o["kind"] == "Deployment"]
+    router_pod = {"metadata": {"name": "r", "namespace": "ns"}, **router["spec"]["template"]}
+    (container,) = router_pod["spec"]["containers"]
+
+    launch = plan_container(router_pod, container, {8080: 42000}, PYTHON, MESSAGE)
+
+    assert launch.workload is Workload.NGINX
+    assert launch.nginx_config is not None
+    assert launch.nginx_config.config_map == "u-router"
+
+
 def test_an_image_without_a_command_cannot_run_and_says_so() -> None:
     container = {"name": "app", "image": "example/app:1"}
 
@@ -159,14 +179,17 @@ def test_dollar_dollar_escapes_a_reference() -> None:
     assert expand_references("$$(A)-$(A)", {"A": "x"}) == "$(A)-x"
 
 
-def test_scrape_labels_follow_kubernetes_sd_labelmap() -> None:
+def test_scrape_labels_are_kubernetes_sd_meta_labels() -> None:
     labels = scrape_target_labels(pod(BENTO))
 
     assert labels == {
-        "rollforward_io_variant": "champion",
-        "app": "upsell",
-        "namespace": "ml",
-        "pod": "upsell-champion-abc",
+        "__meta_kubernetes_namespace": "ml",
+        "__meta_kubernetes_pod_name": "upsell-champion-abc",
+        "__meta_kubernetes_pod_container_name": BENTO["name"],
+        "__meta_kubernetes_pod_label_rollforward_io_variant": "champion",
+        "__meta_kubernetes_pod_labelpresent_rollforward_io_variant": "true",
+        "__meta_kubernetes_pod_label_app": "upsell",
+        "__meta_kubernetes_pod_labelpresent_app": "true",
     }
     assert scrape_port(pod(BENTO)) == 3000
 

@@ -54,6 +54,17 @@ def scrape(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, 
     return parse_metrics(generate_latest(registry).decode())
 
 
+def test_the_variant_info_series_names_the_process_identity() -> None:
+    registry = CollectorRegistry()
+    make(registry)
+
+    info = {key: v for key, v in scrape(registry).items() if key[0] == contract.VARIANT_INFO}
+
+    assert info == {
+        (contract.VARIANT_INFO, frozenset({**IDENTITY, "variant": "challenger"}.items())): 1.0
+    }
+
+
 def test_baseline_and_zero_prediction_series_exist_before_any_traffic() -> None:
     registry = CollectorRegistry()
     make(registry)

@@ -92,6 +92,7 @@ class TestVariantDeployment:
             ENV_VERSION: "upsell:v1",
             ENV_VARIANT: "champion",
             ENV_FEEDBACK_SECRET: {"secretKeyRef": {"name": "upsell-feedback-key", "key": "key"}},
+            "BENTOML_HOME": "/tmp/bentoml",
         }
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from rollforward.api.spec import BentoStoreSpec
 from rollforward.bentostore.location import store_env
 from rollforward.observed import Manifest
+from rollforward.pod_security import container_security_context, tmp_mount
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_TERMINATION_MESSAGE_PATH,
@@ -35,7 +36,8 @@ def fetch_container(tag: str, store: BentoStoreSpec, image: str) -> Manifest:
             {"name": "BENTOML_HOME", "value": BENTOML_HOME},
             {"name": ENV_TERMINATION_MESSAGE_PATH, "value": DEFAULT_TERMINATION_MESSAGE_PATH},
         ],
-        "volumeMounts": [{"name": HOME_VOLUME, "mountPath": BENTOML_HOME}],
+        "volumeMounts": [{"name": HOME_VOLUME, "mountPath": BENTOML_HOME}, tmp_mount()],
+        "securityContext": container_security_context(),
         "terminationMessagePath": DEFAULT_TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
     }
@@ -48,7 +50,10 @@ def with_fetched_bento(
     containers = [
         {
             **c,
-            "env": [*c.get("env", []), {"name": "BENTOML_HOME", "value": BENTOML_HOME}],
+            "env": [
+                *(e for e in c.get("env", []) if e["name"] != "BENTOML_HOME"),
+                {"name": "BENTOML_HOME", "value": BENTOML_HOME},
+            ],
             "volumeMounts": [
                 *c.get("volumeMounts", []),
                 {"name": HOME_VOLUME, "mountPath": BENTOML_HOME},

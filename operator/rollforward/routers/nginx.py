@@ -11,6 +11,13 @@ from rollforward.naming import (
     router_name,
 )
 from rollforward.observed import Manifest, Observed, deployment_health
+from rollforward.pod_security import (
+    TMP_PATH,
+    container_security_context,
+    pod_security_context,
+    tmp_mount,
+    tmp_volume,
+)
 from rollforward.routers import RouterPlan
 from rollforward.routers.nginx_config import (
     HEALTH_PATH,
@@ -25,6 +32,30 @@ from rollforward.variants import ServedRole, ServedVariant
 LISTEN_PORT = 8080
 SERVICE_PORT = 80
 CONFIG_KEY = "nginx.conf"
+CONFIG_PATH = f"/etc/nginx/{CONFIG_KEY}"
+NGINX_USER = 101
+"""The user of unprivileged nginx images (nginxinc/nginx-unprivileged, rollforward/router)."""
+
+
+def nginx_command(prefix: str = TMP_PATH, config: str = CONFIG_PATH) -> list[str]:
+    """The router container's command: unprivileged nginx that writes only under `prefix`.
+
+    The rendered config's temporary paths are relative to the prefix (`-p`), so with the
+    /tmp emptyDir as prefix the pid file and every temporary file land there, and `-e stderr`
+    keeps nginx from opening its compiled-in error log under /var/log before it reads the
+    config. Works with Debian's nginx (1.22) and the alpine images alike.
+    """
+    return [
+        "nginx",
+        "-p",
+        f"{prefix.rstrip('/')}/",
+        "-c",
+        config,
+        "-e",
+        "stderr",
+        "-g",
+        "daemon off; pid nginx.pid;",
+    ]
 
 
 def nginx_config(deployment: ModelDeployment, served: list[ServedVariant]) -> NginxRouterConfig:
@@ -96,24 +127,28 @@ def _router_deployment(
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
                 "spec": {
+                    "securityContext": pod_security_context(NGINX_USER),
                     "containers": [
                         {
                             "name": "nginx",
                             "image": settings.router_image,
+                            "command": nginx_command(),
+                            "securityContext": container_security_context(),
                             "ports": [{"name": "http", "containerPort": LISTEN_PORT}],
                             "readinessProbe": probe,
                             "livenessProbe": probe,
                             "volumeMounts": [
                                 {
                                     "name": "config",
-                                    "mountPath": f"/etc/nginx/{CONFIG_KEY}",
+                                    "mountPath": CONFIG_PATH,
                                     "subPath": CONFIG_KEY,
                                     "readOnly": True,
-                                }
+                                },
+                                tmp_mount(),
                             ],
                         }
                     ],
-                    "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    "volumes": [{"name": "config", "configMap": {"name": name}}, tmp_volume()],
                 },
             },
         },

@@ -36,9 +36,11 @@ What the cluster needs
 Upstreams are plain `host:port` strings in `upstream` blocks, resolved once when nginx starts
 (no `resolver`). A ClusterIP Service name (`<svc>.<ns>.svc:3000`) keeps its address for the
 Service's lifetime, so the Service must exist before the router starts, and nginx fails to start
-while a name does not resolve. Temporary files live under nginx's prefix (`/etc/nginx/` in the
-stock image), which the stock image's root master can write. The config sets neither `pid`,
-`daemon` nor `user`, so the stock image's own command (`nginx -g 'daemon off;'`) runs it as is.
+while a name does not resolve. Temporary files live under nginx's prefix, which the router's
+command (`rollforward.routers.nginx.nginx_command`) sets to the pod's /tmp emptyDir, so an
+unprivileged nginx runs it on a read-only root filesystem. The config sets neither `pid`,
+`daemon` nor `user`: the command sets the first two, and a non-root master has no user to switch
+to.
 `/healthz` is answered by nginx itself for the router's probes; every other path, BentoML's
 `/readyz`, `/livez` and `/metrics` included, is proxied, except `/_rollforward_mirror`, the
 internal location that feeds the shadow (it answers 404 from outside). A request pinned to the

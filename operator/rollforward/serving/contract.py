@@ -46,6 +46,9 @@ PREDICTION_SCORE: Final = "rollforward_prediction_score"
 BASELINE_RATIO: Final = "rollforward_baseline_ratio"
 INPUT_ANOMALIES_TOTAL: Final = "rollforward_input_anomalies_total"
 OUTCOMES_TOTAL: Final = "rollforward_outcomes_total"
+# 1 for each serving process: names its variant, so series that lack the label (BentoML's
+# request metrics) are joined to it on the (namespace, pod) every scrape config adds.
+VARIANT_INFO: Final = "rollforward_variant_info"
 
 # Their label names, in the order the helper declares them.
 PREDICTIONS_LABELS: Final = ("model", "version", "variant", "label", "segment")
@@ -53,6 +56,7 @@ PREDICTION_SCORE_LABELS: Final = ("model", "version", "variant")
 BASELINE_RATIO_LABELS: Final = ("model", "version", "label")
 INPUT_ANOMALIES_LABELS: Final = ("model", "version", "field", "kind")
 OUTCOMES_LABELS: Final = ("model", "version", "label", "predicted")
+VARIANT_INFO_LABELS: Final = ("model", "version", "variant")
 
 # BentoML's own HTTP metrics, which the operator reads for error rate and latency.
 # Labels: endpoint, http_response_code, runner_name, service_name, service_version.

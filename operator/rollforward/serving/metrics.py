@@ -73,6 +73,14 @@ class ServingMetrics:
         self._score_child: Any = self._scores.labels(
             identity.model, identity.version, identity.variant
         )
+        info = Gauge(
+            contract.VARIANT_INFO,
+            "Always 1: the model, version and variant this process serves.",
+            contract.VARIANT_INFO_LABELS,
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        info.labels(identity.model, identity.version, identity.variant).set(1)
 
     def initialise(self, labels: Sequence[str], baseline: Mapping[str, float]) -> None:
         """Publish the baseline and create zero-valued prediction series.
