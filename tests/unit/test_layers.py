@@ -3,6 +3,7 @@ import without kopf, kubernetes or the Prometheus client installed."""
 
 from __future__ import annotations
 
+import configparser
 import shutil
 import subprocess
 import sys
@@ -94,3 +95,22 @@ def test_decisions_import_without_kopf_kubernetes_or_prometheus_client(module: s
     assert run.stdout.strip() == "imported", run.stderr
     # The deliberate `import kubernetes` afterwards failed: the blocker was in force.
     assert "kubernetes is not installed (blocked by the test)" in run.stderr
+
+
+def _contract_modules(contract: str, key: str) -> set[str]:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / ".importlinter")
+    return set(parser[f"importlinter:contract:{contract}"][key].split())
+
+
+def test_every_module_of_the_package_has_a_place_in_the_layers() -> None:
+    """A new module is covered only when the contracts name it: the API contract forbids every
+    other module, so a module missing there (and so, likely, everywhere) fails here."""
+    package = ROOT / "operator" / "rollforward"
+    modules = {
+        f"rollforward.{path.stem if path.is_file() else path.name}"
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+    listed = _contract_modules("api-alone", "forbidden_modules") | {"rollforward.api"}
+    assert modules - listed == set()
