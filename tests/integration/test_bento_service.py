@@ -224,4 +224,5 @@ def test_metric_families_have_the_contract_types(
         contract.BASELINE_RATIO: "gauge",
         contract.INPUT_ANOMALIES_TOTAL.removesuffix("_total"): "counter",
         contract.OUTCOMES_TOTAL.removesuffix("_total"): "counter",
+        contract.VARIANT_INFO: "gauge",
     }
