@@ -41,8 +41,9 @@ def deployment() -> ModelDeployment:
     return parse_model_deployment(body)
 
 
-def target(exporter: VariantExporter) -> tuple[str, str]:
-    return f"faults-{exporter.variant}", f"127.0.0.1:{exporter.port}"
+def scraped_pod(exporter: VariantExporter) -> tuple[str, str]:
+    """The Prometheus job and address of `exporter`, scraped as bento pod upsell-<variant>-0."""
+    return f"bento-{NAMESPACE}-upsell-{exporter.variant}-0", f"127.0.0.1:{exporter.port}"
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +54,7 @@ def scraped(
         exporters = []
         for variant, version in (("champion", "upsell:v1"), ("candidate", CANDIDATE_VERSION)):
             exporter = VariantExporter("upsell", version, variant).start()
-            labels = {
-                "namespace": NAMESPACE,
-                "rollforward_io_model_deployment": "upsell",
-                "rollforward_io_variant": variant,
-            }
-            prometheus.add_target(*target(exporter), labels)
-            prometheus.wait_for_target_up(*target(exporter), timeout=60)
+            exporter.scrape_as_pod(prometheus, NAMESPACE, f"upsell-{variant}-0")
             exporters.append(exporter)
         try:
             yield prometheus, exporters[1]
@@ -86,7 +81,7 @@ def outcome(prometheus: LocalPrometheus, source: PrometheusSource) -> str:
 
 def variants_seen(prometheus: LocalPrometheus) -> set[str]:
     query = analysis_queries(WINDOW_SECONDS).requests
-    return {s["metric"].get("rollforward_io_variant", "") for s in prometheus.query(query)}
+    return {s["metric"].get("variant", "") for s in prometheus.query(query)}
 
 
 def test_both_variants_present_decides(scraped: tuple[LocalPrometheus, VariantExporter]) -> None:
@@ -122,7 +117,7 @@ def test_one_variants_series_missing_is_inconclusive(
     scraped: tuple[LocalPrometheus, VariantExporter],
 ) -> None:
     prometheus, candidate = scraped
-    prometheus.remove_target(*target(candidate))
+    prometheus.remove_target(*scraped_pod(candidate))
     wait_until(
         lambda: variants_seen(prometheus) == {"champion"},
         timeout=60,
