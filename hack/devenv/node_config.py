@@ -266,7 +266,8 @@ def pod_scrape_config(server: str, ca: Path, cert: Path, key: Path) -> dict[str,
         {"source_labels": [f"{meta}container_name"], "target_label": "container"},
     ]  # fmt: skip
     return {
-        "job_name": "kubernetes-pods",
+        # Apart from LocalPrometheus's own file_sd pod job (kubernetes-pods): one name per job.
+        "job_name": "kubernetes-sd-pods",
         # Prometheus 3 refuses a page without a Content-Type unless told what to expect.
         "fallback_scrape_protocol": "PrometheusText0.0.4",
         "kubernetes_sd_configs": [{"role": "pod", "api_server": server, "tls_config": tls}],
