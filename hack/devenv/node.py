@@ -127,6 +127,7 @@ class RealNode(StartStop):
     def _start_containerd(self) -> None:
         config = self.layout.base / "containerd" / "config.toml"
         config.parent.mkdir(parents=True, exist_ok=True)
+        self.layout.socket_dir.mkdir(parents=True, exist_ok=True)
         config.write_text(node_config.containerd_toml(self.layout, PAUSE_IMAGE))
         self.layout.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         conflist = self.layout.cni_conf_dir / "10-rollforward.conflist"
@@ -246,6 +247,7 @@ class Leftovers:
     cgroups: bool
     shim_sockets: list[Path]
     cni_cache: list[Path]
+    socket_dir: bool
 
     def empty(self) -> bool:
         return not (
@@ -255,6 +257,7 @@ class Leftovers:
             or self.cgroups
             or self.shim_sockets
             or self.cni_cache
+            or self.socket_dir
         )
 
 
@@ -337,6 +340,7 @@ def sweep(layout: NodeLayout) -> None:
     cgroup.kill_all()
     node_cleanup.unmount_all(layout.base)
     node_cleanup.remove_shim_sockets(layout.containerd_socket, _task_dir(layout))
+    shutil.rmtree(layout.socket_dir, ignore_errors=True)
     sandboxes = node_cleanup.sandbox_ids(layout.containerd_root, layout.containerd_state)
     node_cleanup.remove_cni_cache(layout.network_name, sandboxes)
     cgroup.remove()
@@ -355,6 +359,7 @@ def leftovers(netns: NetworkNamespace, layout: NodeLayout) -> Leftovers:
         cgroups=NodeCgroup(layout.cgroup_name).exists(),
         shim_sockets=node_cleanup.shim_sockets(layout.containerd_socket, _task_dir(layout)),
         cni_cache=node_cleanup.cni_cache_files(layout.network_name, sandboxes),
+        socket_dir=layout.socket_dir.exists(),
     )
 
 

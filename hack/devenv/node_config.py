@@ -22,6 +22,7 @@ CLUSTER_DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 RUNC = Path("/usr/sbin/runc")
+SOCKET_ROOT = Path("/run/rollforward")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,14 @@ class NodeLayout:
         return self.base / "containerd" / "state"
 
     @property
+    def socket_dir(self) -> Path:
+        """A short directory of its own for containerd's sockets: a unix socket path may not
+        exceed 104 bytes, and `base` (a pytest tmp dir, say) can be longer than that allows."""
+        return SOCKET_ROOT / self.run_id
+
+    @property
     def containerd_socket(self) -> Path:
-        return self.base / "containerd" / "containerd.sock"
+        return self.socket_dir / "containerd.sock"
 
     @property
     def cni_conf_dir(self) -> Path:

@@ -260,12 +260,15 @@ def test_a_bento_pod_fetches_its_bento_into_an_emptydir_home_when_there_is_a_sto
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "keys"
     home = env["BENTOML_HOME"]["value"]
     (serving,) = pod["containers"]
-    assert {"name": "BENTOML_HOME", "value": home} in serving["env"]
+    assert [e for e in serving["env"] if e["name"] == "BENTOML_HOME"] == [
+        {"name": "BENTOML_HOME", "value": home}
+    ]
     assert serving["command"] == ["bentoml", "serve", "upsell:v1"]
-    assert pod["volumes"] == [{"name": "bentoml-home", "emptyDir": {}}]
+    tmp = {"name": "tmp", "emptyDir": {}}
+    assert pod["volumes"] == [tmp, {"name": "bentoml-home", "emptyDir": {}}]
 
     without = variant_deployment(md, variant, OperatorSettings())["spec"]["template"]["spec"]
-    assert "initContainers" not in without and "volumes" not in without
+    assert "initContainers" not in without and without["volumes"] == [tmp]
 
 
 def test_a_retraining_job_gets_the_store_location_and_keys() -> None:

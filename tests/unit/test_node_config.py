@@ -17,13 +17,16 @@ from devenv.oci_image import ImageSpec, write_archive
 LAYOUT = NodeLayout(Path("/runs/abc/node"), "abc")
 
 
-def test_containerd_keeps_its_state_sockets_and_cni_config_under_the_node_dir() -> None:
+def test_containerd_state_under_the_node_dir_and_its_socket_short() -> (
+    None
+):
     config = tomllib.loads(node_config.containerd_toml(LAYOUT, "rollforward.local/pause:1"))
     runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
     runc = runtime["containerd"]["runtimes"]["runc"]["options"]
-    paths = [config["root"], config["state"], config["grpc"]["address"],
-             runtime["cni"]["conf_dir"], runc["Root"]]  # fmt: skip
+    paths = [config["root"], config["state"], runtime["cni"]["conf_dir"], runc["Root"]]
     assert all(p.startswith("/runs/abc/node/") for p in paths)
+    # A run of its own, and short enough for a unix socket (at most 104 bytes with ".ttrpc").
+    assert config["grpc"]["address"] == "/run/rollforward/abc/containerd.sock"
     assert runtime["netns_mounts_under_state_dir"] is True
     assert "io.containerd.nri.v1.nri" in config["disabled_plugins"]
     pinned = config["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]
