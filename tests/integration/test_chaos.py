@@ -231,6 +231,13 @@ def run_once(
     )
 
 
+def stratified_kill_time(rng: random.Random, run: int, runs: int) -> float:
+    """A random moment in the run-th of `runs` equal slices of the flow: every run of the test
+    spreads its kills over the whole roll-forward, however the seed falls."""
+    width = (FLOW_SECONDS - 0.5) / runs
+    return rng.uniform(0.5 + run * width, 0.5 + (run + 1) * width)
+
+
 def test_operator_killed_at_random_points_always_ends_promoted(
     local_cluster: LocalCluster, chaos: ChaosEnv, tmp_path: Path
 ) -> None:
@@ -241,7 +248,7 @@ def test_operator_killed_at_random_points_always_ends_promoted(
     outcomes: list[Outcome] = []
     try:
         for run in range(RUNS):
-            kill_after = rng.uniform(0.5, FLOW_SECONDS)
+            kill_after = stratified_kill_time(rng, run, RUNS)
             outcomes.append(run_once(local_cluster, chaos, run, kill_after, tmp_path / f"{run}"))
             local_cluster.kubectl("-n", chaos[0], "delete", "md", "upsell", "--wait=true")
             wait_until(
@@ -265,4 +272,6 @@ def test_operator_killed_at_random_points_always_ends_promoted(
         assert o.history_ok and o.handled_ok and o.unwarranted_decisions == 0, (where, o)
     phases = {o.phase_at_kill for o in outcomes}
     if RUNS >= 20:
-        assert len(phases) >= 3, f"kills should land in several phases, got {phases} ({where})"
+        # Which phase a moment falls in depends on the machine's speed; Promoting lasts about a
+        # second, so a random run may miss it. Kills before and during the canary it may not.
+        assert {"Stable", "Canary"} <= phases, f"kills should hit both, got {phases} ({where})"
