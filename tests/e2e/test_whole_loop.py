@@ -3,7 +3,7 @@
 One demo environment serves the module (`devenv.demo.DemoEnvironment`: control plane, pod
 runner, Prometheus, operator, a BentoML store with bento v1), and each story runs once in a
 namespace of its own (`devenv.demo.run_story`): the README's example ModelDeployment with
-its intervals compressed to seconds, 20 req/s of Soom traffic through the router's Service
+its intervals compressed to seconds, 25 req/s of Soom traffic through the router's Service
 with stable user ids, `baseline` data first, then `concept-drift`.
 - the happy story retrains with the example's own command (`upsell.retrain`);
 - the bad story retrains with `devenv.faulty_retrain`, a real retrain whose bento answers
