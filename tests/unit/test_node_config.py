@@ -17,9 +17,7 @@ from devenv.oci_image import ImageSpec, write_archive
 LAYOUT = NodeLayout(Path("/runs/abc/node"), "abc")
 
 
-def test_containerd_state_under_the_node_dir_and_its_socket_short() -> (
-    None
-):
+def test_containerd_state_under_the_node_dir_and_its_socket_short() -> None:
     config = tomllib.loads(node_config.containerd_toml(LAYOUT, "rollforward.local/pause:1"))
     runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
     runc = runtime["containerd"]["runtimes"]["runc"]["options"]
