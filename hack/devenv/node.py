@@ -16,6 +16,7 @@ root, CNI config, pod logs) lives under the run's directory, the pods' cgroups u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -341,6 +342,8 @@ def sweep(layout: NodeLayout) -> None:
     node_cleanup.unmount_all(layout.base)
     node_cleanup.remove_shim_sockets(layout.containerd_socket, _task_dir(layout))
     shutil.rmtree(layout.socket_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # still in use by another run: that run removes it
+        layout.socket_dir.parent.rmdir()
     sandboxes = node_cleanup.sandbox_ids(layout.containerd_root, layout.containerd_state)
     node_cleanup.remove_cni_cache(layout.network_name, sandboxes)
     cgroup.remove()
