@@ -97,6 +97,12 @@ class TestMaxFailedRequests:
         result = failed_requests(limited(10), counts((100, 50), (100, 0), **canary))
         assert result.outcome == "Inconclusive"
 
+    def test_latency_is_not_judged_during_a_step(self) -> None:
+        names = {
+            r.name for r in interim_analysis(limited(5), counts((100, 0), (100, 0)), "champion")
+        }
+        assert names == {"errorRate", "failedRequests"}
+
     def test_is_looked_at_only_when_set(self) -> None:
         inputs = counts((100, 0), (100, 0))
         assert "failedRequests" not in {
