@@ -36,9 +36,12 @@ test: setup system-deps node-deps cluster-bin ## every test: unit, integration a
 
 SOAK_KILLS ?= 200
 soak: setup system-deps cluster-bin ## chaos soak: SOAK_KILLS (200) operator kills, report in bench-results/soak.md
-	mkdir -p bench-results
+	mkdir -p bench-results _out
+	# A temp dir of its own: pytest deletes all but the newest three of the shared ones, so
+	# other pytest sessions of the same user would delete the soak's cluster under it.
 	ROLLFORWARD_CHAOS_KILLS=$(SOAK_KILLS) ROLLFORWARD_CHAOS_REPORT=bench-results/soak.md \
-		$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_chaos.py
+		$(PY) -m pytest -q -s -p no:cacheprovider --basetemp=_out/soak-tmp \
+		tests/integration/test_chaos.py
 
 clean: ## remove what the targets made here (.venv, _out, bench-results, demo-report); the cache in ~/.cache/rollforward stays
 	rm -rf $(VENV) _out bench-results demo-report .pytest_cache .mypy_cache .ruff_cache

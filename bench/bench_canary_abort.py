@@ -3,7 +3,7 @@ operator's own decision code (`interim_analysis` and `verdict`, the code a recon
 every analysis interval), at the demo's settings.
 
 The canary is the demo's (`devenv.demo.demo_manifest` applied to the README example): 25
-requests/s, steps of 25% for 40 s then 50% for 20 s, looked at every 2 s, and a Prometheus
+requests/s, steps of 25% for 40 s then 50% for 20 s, looked at every 1 s, and a Prometheus
 that scrapes every second. Requests arrive as Poisson processes in 0.1 s slots; each fails
 with its variant's error rate. A look sees the counts of the last scrape before it (what
 Prometheus knows), cumulative since the step started, as `increase()` would report them; a
@@ -58,12 +58,7 @@ class CanaryRun:
 
 
 def demo_deployment(interval: str = COMPRESSED_ANALYSIS_INTERVAL) -> ModelDeployment:
-    manifest, _ = demo_manifest(
-        example_manifest(),
-        namespace="bench",
-        champion_tag="upsell:v1",
-        prometheus_url="http://127.0.0.1:9090",
-    )
+    manifest, _ = demo_manifest(example_manifest(), namespace="bench")
     manifest["spec"]["rollout"]["analysis"]["interval"] = interval
     return parse_model_deployment(manifest)
 

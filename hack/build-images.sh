@@ -4,7 +4,9 @@
 # settings name it (fully qualified, as the kubelet asks containerd for it).
 #
 # - buildah, chroot isolation, vfs storage under ~/.cache/rollforward/containers: no daemon,
-#   no overlay mounts, and --layers keeps every step cached for the next build.
+#   no overlay mounts, and --layers keeps every step cached for the next build. vfs keeps a
+#   full copy of the root per layer, so each build ends by pruning what no tag reaches any
+#   more (the superseded builds): the cache stays the size of one build, not of all of them.
 # - The base is Debian bookworm bootstrapped by mmdebstrap (no registry to pull from),
 #   cached by a hash of its inputs; Python 3.11 comes from Debian's packages on top of it
 #   (images/python-base) and is passed to the Dockerfiles as their BASE build argument.
@@ -134,7 +136,20 @@ report() {
   done
 }
 
-# The layer cache only grows (vfs keeps a full copy per layer): this is how to start over.
+# Builds take turns on the store: the first thing a build does is remove the working
+# containers an interrupted build left behind, which must not be another build's.
+take_the_store() {
+  exec {store_lock}>"$cache/containers/build.lock"
+  flock "$store_lock"
+  buildah "${storage[@]}" rm --all >/dev/null
+}
+
+# Superseded builds are untagged images with no child; the current images' layers stay.
+prune() {
+  buildah "${storage[@]}" rmi --prune >/dev/null
+}
+
+# This is how to start over.
 clean() {
   if [ -d "$graphroot" ]; then
     buildah "${storage[@]}" rm --all >/dev/null 2>&1 || true
@@ -155,6 +170,7 @@ main() {
   done
   need_tools
   mkdir -p "$out/logs" "$graphroot" "$runroot"
+  take_the_store
   bootstrap "$debian_image" "${debian_variant[@]}" "${debian_options[@]}"
   bootstrap "$python_image" "${python_variant[@]}" "${debian_options[@]}"
   for name in "${names[@]}"; do
@@ -165,6 +181,7 @@ main() {
     fi
     export_archive "$name" "${references[$name]}"
   done
+  prune
   report "${names[@]}"
 }
 

@@ -61,6 +61,9 @@ class GeneratorConfig:
     festival_share: float = 0.35
     # locality: share of sign-ups from the favoured region.
     locality_share: float = 0.8
+    # locality: how much less (logit) APAC converts for the same features; 0 leaves a pure
+    # covariate shift (only the mix of sign-ups moves).
+    locality_conversion_shift: float = 0.5
     # Multiplies label delays, so a traffic driver can compress 90 days into seconds.
     label_delay_scale: float = 1.0
 
@@ -320,7 +323,7 @@ def _sample(
         + 0.08 * days_active
     )
     if scenario == "locality":
-        logit = logit - 0.5 * (region == "APAC")
+        logit = logit - cfg.locality_conversion_shift * (region == "APAC")
     # After the pivot the same features convert less: upgrades matter less to the business.
     logit = np.where(mix.post_pivot, logit - 1.0, logit)
     upgraded = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))

@@ -46,7 +46,8 @@ def save_model(model: TrainedModel, extra_metadata: Mapping[str, Any] | None = N
 
 
 def stage_build_context(model_tag: str, destination: Path) -> Path:
-    """Lay out what the bento contains: upsell/, rollforward/serving/, the model tag."""
+    """Lay out what the bento contains: upsell/, rollforward/serving/ (with the S3 client
+    that writes the prediction log), the model tag."""
     package = destination / "upsell"
     shutil.copytree(
         PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__", "bundled_model.json")

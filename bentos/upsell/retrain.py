@@ -15,26 +15,29 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import bentoml
 import pandas as pd
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rollforward.bentostore.client import StoreError
-from rollforward.bentostore.location import ENV_ENDPOINT as ENV_STORE_ENDPOINT
-from rollforward.serving.bento_store import StoreSettings, push
+from rollforward.serving.bento_store import StoreSettings, pull, push
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
+    ENV_MODEL,
     ENV_TERMINATION_MESSAGE_PATH,
     ENV_VERSION,
     EvaluationMetrics,
     RetrainingResult,
 )
+from rollforward.serving.objectstore.client import StoreError
+from rollforward.serving.objectstore.layout import ENV_ENDPOINT as ENV_STORE_ENDPOINT
+from upsell import logged_data
 from upsell.features import Algorithm
 from upsell.generator import SCENARIOS, generate
 from upsell.packaging import BuildError, build_bento, model_tag_of_bento, save_model
+from upsell.schema import MODEL_NAME
 from upsell.training import (
     DEFAULT_THRESHOLD,
     TrainedModel,
@@ -44,12 +47,28 @@ from upsell.training import (
     train,
 )
 
+ENV_LOG_PREFIX: Final = "ROLLFORWARD_PREDICTION_LOG_PREFIX"
+DEFAULT_LOG_WINDOW_DAYS: Final = 30.0
+
 
 class RetrainSettings(BaseSettings):
     """Where the data comes from and what a candidate must achieve; env or flags."""
 
     model_config = SettingsConfigDict(env_prefix="SOOM_RETRAIN_", extra="ignore")
 
+    # Where the training data comes from: generated (the demo's synthetic scenarios), or
+    # logs (the labelled predictions the serving bentos logged to the bento store).
+    source: Literal["generated", "logs"] = "generated"
+    # logs: the model name the bentos logged under (the operator sets ROLLFORWARD_MODEL).
+    log_model: str = Field(
+        default=MODEL_NAME, validation_alias=AliasChoices(ENV_MODEL, "log_model")
+    )
+    # logs: the bucket prefix of the prediction log (ROLLFORWARD_PREDICTION_LOG_PREFIX).
+    log_prefix: str = Field(
+        default="logs", validation_alias=AliasChoices(ENV_LOG_PREFIX, "log_prefix")
+    )
+    # logs: fewer labelled records than this fail the Job instead of training on noise.
+    min_labelled: int = Field(default=200, ge=50)
     scenario: str = "baseline"
     seed: int = 0
     rows: int = Field(default=20_000, ge=100)
@@ -102,10 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult:
-    data = generate(settings.scenario, settings.rows, settings.seed)
-    options = TrainingOptions(
-        seed=settings.seed, since=_since(settings, data), algorithm=settings.algorithm
-    )
+    data, provenance = training_data(settings, trained_at)
+    since = _since(settings, data) if settings.source == "generated" else None
+    options = TrainingOptions(seed=settings.seed, since=since, algorithm=settings.algorithm)
     model = train(data, options)
     champion = _champion_recent(settings.champion or settings.serving_version, model)
     metrics = model.metrics.model_copy(update={"champion_recent": champion})
@@ -120,6 +138,7 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
             "trained_at": trained_at.isoformat(),
             "accepted": not reasons,
             "algorithm": settings.algorithm,
+            "data_window": provenance,
         },
     )
     return RetrainingResult(
@@ -131,6 +150,27 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
         trained_at=trained_at,
         training_rows=model.training_rows,
     )
+
+
+def training_data(settings: RetrainSettings, now: datetime) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows to train on, and the data window the candidate's metadata names."""
+    if settings.source == "generated":
+        data = generate(settings.scenario, settings.rows, settings.seed)
+        return data, {"source": "generated", "scenario": settings.scenario, "rows": len(data)}
+    if not os.environ.get(ENV_STORE_ENDPOINT):
+        raise TrainingError(f"--source logs needs the bento store ({ENV_STORE_ENDPOINT} is unset)")
+    days = settings.window_days or DEFAULT_LOG_WINDOW_DAYS
+    logged = logged_data.load(
+        StoreSettings().store(), settings.log_prefix, settings.log_model, now, days
+    )
+    if logged.labelled < settings.min_labelled:
+        raise TrainingError(
+            f"only {logged.labelled} labelled records in the prediction log of "
+            f"{settings.log_model} from {logged.start:%Y-%m-%d %H:%M} to "
+            f"{logged.end:%Y-%m-%d %H:%M} UTC ({logged.predictions} predictions logged); "
+            f"need at least {settings.min_labelled}"
+        )
+    return logged.frame, logged.window()
 
 
 def export_to_store(result: RetrainingResult) -> RetrainingResult:
@@ -171,19 +211,33 @@ def acceptance_problems(
 
 def _champion_recent(champion: str, model: TrainedModel) -> EvaluationMetrics | None:
     """The champion's quality on the candidate's recent rows; None when it cannot be loaded
-    (no champion, an image rather than a bento, another store): the comparison is then
+    (no champion, an image rather than a bento, not in the bento store): the comparison is then
     skipped, and the operator's own gate sees `championRecent` missing."""
     if ":" not in champion:
         return None
     try:
-        stored = bentoml.models.get(model_tag_of_bento(champion))
-    except (bentoml.exceptions.BentoMLException, BuildError) as error:
+        stored = bentoml.models.get(_champion_model(champion))
+    except (bentoml.exceptions.BentoMLException, BuildError, StoreError) as error:
         print(f"champion {champion} not comparable, skipped: {error}", file=sys.stderr)
         return None
     threshold = stored.info.metadata.get("threshold", DEFAULT_THRESHOLD)
     if not isinstance(threshold, int | float):
         threshold = DEFAULT_THRESHOLD
     return evaluate(bentoml.sklearn.load_model(stored), model.recent, threshold)
+
+
+def _champion_model(champion: str) -> str:
+    """The champion bento's model tag. A Job's pod starts with an empty BentoML store, so
+    when the operator named a bento store the champion is fetched from it first; without
+    it `notWorseThanChampion` could never be checked on a real cluster."""
+    try:
+        return model_tag_of_bento(champion)
+    except bentoml.exceptions.NotFound:
+        if not os.environ.get(ENV_STORE_ENDPOINT):
+            raise
+    store = StoreSettings()
+    pull(champion, store.store(), store.prefix)
+    return model_tag_of_bento(champion)
 
 
 def _since(settings: RetrainSettings, data: pd.DataFrame) -> datetime | None:
@@ -217,11 +271,17 @@ def _write(result: RetrainingResult, path: Path) -> None:
 
 def _parse(argv: Sequence[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m upsell.retrain", description=__doc__)
+    parser.add_argument(
+        "--source", choices=["generated", "logs"], help="synthetic data, or the prediction log"
+    )
+    parser.add_argument("--min-labelled", type=int, help="logs: fewest labelled records")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int)
     parser.add_argument("--rows", type=int)
     parser.add_argument("--since", help="ISO time; drop rows that signed up before it")
-    parser.add_argument("--window-days", type=float, help="keep only the last N days")
+    parser.add_argument(
+        "--window-days", type=float, help="keep only the last N days (logs: default 30)"
+    )
     parser.add_argument("--champion", help="bento tag of the serving model")
     parser.add_argument("--min-auc", type=float)
     parser.add_argument("--tolerance", type=float)

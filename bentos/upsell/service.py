@@ -90,6 +90,7 @@ class SoomUpsell:
             default_version=str(stored.tag.version),
             logger=logging.getLogger("bentoml.soom_upsell"),
         )
+        self.instrumentation.publish_calibration(metadata.get("calibration"))
 
     @bentoml.api(route=PREDICT_PATH)  # type: ignore[untyped-decorator]
     def predict(self, payload: Any, /) -> Any:
@@ -116,6 +117,8 @@ class SoomUpsell:
             )
         items = feedback_items(payload)
         if items is None or len(items) > MAX_FEEDBACK_ITEMS:
+            shape = type(payload).__name__ if items is None else f"{len(items)} items"
+            self.instrumentation.reject_payload(shape)
             return JSONResponse(
                 {
                     "error": 'expected {"predictionId": ..., "label": ...}, an array of them '

@@ -18,6 +18,7 @@ from sklearn.metrics import accuracy_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from rollforward.serving.calibration import ScoreCalibration, reliability_table
 from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics
 from upsell.features import Algorithm, build_pipeline
 from upsell.schema import LABELS, NEGATIVE_LABEL, POSITIVE_LABEL
@@ -51,6 +52,8 @@ class TrainedModel:
     training_rows: int
     holdout: pd.DataFrame
     recent: pd.DataFrame
+    # Reliability table of the holdout scores: lets the operator estimate quality unlabelled.
+    calibration: ScoreCalibration
 
     def metadata(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Model-store metadata (plain JSON types) that the service reads back."""
@@ -61,6 +64,7 @@ class TrainedModel:
             "baseline_distribution": self.baseline_distribution,
             "metrics": self.metrics.model_dump(mode="json", by_alias=True, exclude_none=True),
             "training_rows": self.training_rows,
+            "calibration": self.calibration.model_dump(mode="json", by_alias=True),
             **(extra or {}),
         }
 
@@ -81,7 +85,8 @@ def train(data: pd.DataFrame, options: TrainingOptions | None = None) -> Trained
     pipeline.fit(train_rows, train_rows[LABEL_COLUMN].astype(int))
     recent = recent_slice(holdout, usable, opts.recent_fraction)
     holdout_metrics = evaluate(pipeline, holdout, opts.threshold)
-    predicted = predicted_labels(scores(pipeline, holdout), opts.threshold)
+    holdout_scores = scores(pipeline, holdout)
+    predicted = predicted_labels(holdout_scores, opts.threshold)
     return TrainedModel(
         pipeline=pipeline,
         threshold=opts.threshold,
@@ -92,6 +97,9 @@ def train(data: pd.DataFrame, options: TrainingOptions | None = None) -> Trained
         training_rows=len(train_rows),
         holdout=holdout,
         recent=recent,
+        calibration=reliability_table(
+            holdout_scores.tolist(), holdout[LABEL_COLUMN].astype(bool).tolist(), opts.threshold
+        ),
     )
 
 

@@ -100,6 +100,25 @@ def build_soom_bento(
     return run.result.version
 
 
+README_BENTOS = (("upsell:v1", "logistic"), ("upsell:v1-gbm", "gbm"))
+"""The README example's bentos and their classifiers (what `make bentos` builds)."""
+
+
+def build_readme_bentos(bentoml_home: Path, *, rows: int = 20_000) -> list[str]:
+    """Build `upsell:v1` and `upsell:v1-gbm` (baseline, seed 0) into `bentoml_home`."""
+    bentoml_home.mkdir(parents=True, exist_ok=True)
+    for tag, algorithm in README_BENTOS:
+        output = bentoml_home / f"build-{tag.replace(':', '-')}.json"
+        args = ["--scenario", "baseline", "--seed", "0", "--rows", str(rows),
+                "--algorithm", algorithm, "--bento-tag", tag]  # fmt: skip
+        # One OpenMP thread: gradient boosting's thread team spins, and on a busy machine
+        # (CI's 2 cores) spinning threads wait for each other for minutes.
+        run = run_retrain(bentoml_home, output, args, env={"OMP_NUM_THREADS": "1"})
+        if run.returncode != 0 or run.result.version != tag:
+            raise BentoBuildError(f"building {tag} failed:\n{run.stderr[-3000:]}")
+    return [tag for tag, _ in README_BENTOS]
+
+
 @dataclass
 class BentoServer:
     """A running `bentoml serve` on loopback."""

@@ -198,6 +198,40 @@ class LocalCluster(StartStop):
     def running(self) -> bool:
         return bool(self.processes) and all(p.running() for p in self.processes)
 
+    def stop_component(self, name: str) -> None:
+        """Stop one component (e.g. "etcd", "kube-apiserver", "kwok"), as an outage would."""
+        self._component(name).stop()
+
+    def start_component(self, name: str) -> None:
+        """Start a stopped component again with the same flags, ports and data directory,
+        and wait until it answers: a restart, as after a crash or an upgrade."""
+        process = self._component(name)
+        if process.running():
+            raise RuntimeError(f"{name} is still running; stop it first")
+        process.start()
+        probe = self._readiness.get(name)
+        if probe is not None:
+            process.wait_until_ready(probe, self.startup_timeout)
+
+    def _component(self, name: str) -> ManagedProcess:
+        found = [p for p in self.processes if p.name == name]
+        if not found:
+            raise KeyError(f"no component {name!r}; have {[p.name for p in self.processes]}")
+        return found[0]
+
+    @property
+    def _readiness(self) -> dict[str, Callable[[], bool]]:
+        return {"etcd": self._etcd_healthy, "kube-apiserver": self._apiserver_ready}
+
+    def _etcd_healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.ports['etcd']}/health"
+        return bool(self.in_network(lambda: json.loads(_http_get(url)).get("health") == "true")())
+
+    def _apiserver_ready(self) -> bool:
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        context.load_cert_chain(*map(str, self.admin_client_cert))
+        return _http_get(f"{self.server_url}/readyz", context) == "ok"
+
     # --- what callers use ------------------------------------------------------------------
 
     @property
@@ -244,10 +278,14 @@ class LocalCluster(StartStop):
         """kubectl ... -o json, parsed."""
         return json.loads(self.kubectl(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
 
-    def apply(self, manifest: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str) -> None:
+    def apply(
+        self,
+        manifest: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str,
+        timeout: float = 120.0,
+    ) -> None:
         """kubectl apply a manifest given as a dict, a list of dicts or YAML text."""
         text = manifest if isinstance(manifest, str) else _to_yaml(manifest)
-        self.kubectl("apply", "-f", "-", input=text)
+        self.kubectl("apply", "-f", "-", input=text, timeout=timeout)
 
     def api(self, method: str, path: str, body: Any = None) -> ApiResponse:
         """One raw request to the API server as the admin (e.g. `POST /apis/...?dryRun=All`).
@@ -427,12 +465,7 @@ class LocalCluster(StartStop):
             "--unsafe-no-fsync",
             "--log-level=warn",
         ])  # fmt: skip
-        etcd.wait_until_ready(
-            self.in_network(
-                lambda: json.loads(_http_get(f"{client}/health")).get("health") == "true"
-            ),
-            self.startup_timeout,
-        )
+        etcd.wait_until_ready(self._etcd_healthy, self.startup_timeout)
 
     def _start_apiserver(self) -> None:
         pki = self._require_pki()
@@ -458,12 +491,7 @@ class LocalCluster(StartStop):
             "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--profiling=false",
         ])  # fmt: skip
-        context = ssl.create_default_context(cafile=str(pki.ca.cert))
-        context.load_cert_chain(*map(str, self.admin_client_cert))
-        apiserver.wait_until_ready(
-            lambda: _http_get(f"{self.server_url}/readyz", context) == "ok",
-            self.startup_timeout,
-        )
+        apiserver.wait_until_ready(self._apiserver_ready, self.startup_timeout)
 
     def _start_controllers(self) -> None:
         pki = self._require_pki()
@@ -526,7 +554,7 @@ class LocalCluster(StartStop):
 
     def _register_nodes(self) -> None:
         nodes = [_kwok_node(f"kwok-node-{i}") for i in range(self.node_count)]
-        # With no kwok node, pods wait for another node (the local pod runner's) to appear.
+        # With no kwok node, pods wait for another node (a real one: devenv.node) to appear.
         if nodes:
             self.apply({"apiVersion": "v1", "kind": "List", "items": nodes})
 
@@ -649,7 +677,7 @@ _STATE_FILE = "state.json"
 def cluster_up(state_dir: Path, node_count: int = 3) -> LocalCluster:
     """Start a cluster in `state_dir` that outlives this process (see `cluster_down`).
 
-    `node_count=0` starts no kwok node, for a cluster whose pods the local pod runner runs.
+    `node_count=0` starts no kwok node, for a cluster whose pods a real node runs.
     """
     state = state_dir / _STATE_FILE
     if state.exists():
@@ -684,9 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devenv.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / "_out" / "cluster")
-    parser.add_argument(
-        "--kwok-nodes", type=int, default=3, help="fake nodes; 0 for the local pod runner's"
-    )
+    parser.add_argument("--kwok-nodes", type=int, default=3, help="fake nodes; 0 for a real node's")
     args = parser.parse_args(argv)
     state_dir: Path = args.dir.resolve()
     if args.command == "up":

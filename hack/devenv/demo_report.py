@@ -1,15 +1,21 @@
-"""The demo's report: a short markdown story plus three PNG plots (matplotlib, Agg backend).
+"""The demo's report: a short markdown story plus five PNG plots (matplotlib, Agg backend).
 
 - `drift.png`: the drift score of every check, against its threshold (log scale), and the
   p-value against the significance level, and the effect size (TVD, with its interval)
   against minEffect, with the drift onset and milestones marked;
 - `split.png`: the share of requests each variant served, per 5-second bucket of the traffic
   log (what users actually saw, not what the status claims);
-- `versions.png`: which bento version served, per 5-second bucket, as a timeline.
+- `versions.png`: which bento version served, per 5-second bucket, as a timeline;
+- `quality.png`: each variant's accuracy over time, realized from the /feedback labels (as
+  status.quality accumulates them) beside the estimate made before the labels arrive (status.
+  estimatedQuality, with its 95% interval), and the labelled predictions so far;
+- `experiment.png`: the A/B experiment's effect (challenger minus champion outcome rate) with
+  its always-valid interval against +-minEffect, and where each verdict was reached.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,10 +25,20 @@ import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from devenv.demo_timeline import KeyFigures, Snapshot, timeline_line
+from devenv.demo_timeline import (
+    KeyFigures,
+    PodTable,
+    Snapshot,
+    VariantQualityPoint,
+    experiment_text,
+    timeline_line,
+    verdicts,
+)
+from devenv.feedback_sender import FeedbackStats
 from devenv.traffic import TrafficRecord
 
 BUCKET_SECONDS = 5.0
+REPORT_PLOTS = ("drift.png", "split.png", "versions.png", "quality.png", "experiment.png")
 
 # No display here: render to files only.
 matplotlib.use("Agg")
@@ -44,6 +60,64 @@ class StoryReport:
     notes: Sequence[str] = ()
     # The drift check's false-alarm level, drawn on the p-value plot.
     significance: float | None = None
+    # `kubectl get pods -o wide` at each milestone (real containers on the real node).
+    pod_tables: Sequence[PodTable] = ()
+    # What became of the /feedback labels the traffic sent (None: no labels were sent).
+    feedback: FeedbackStats | None = None
+    # The experiment's minEffect, drawn on its plot.
+    min_effect: float | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line over story time; NaN where there is no value (a gap in the line)."""
+
+    times: list[float]
+    values: list[float]
+    lower: list[float]
+    upper: list[float]
+
+
+def _nan(value: float | None, scale: float = 1.0) -> float:
+    return math.nan if value is None else scale * value
+
+
+def quality_series(
+    snapshots: Sequence[Snapshot], estimated: bool, scale: float = 100.0
+) -> dict[str, Series]:
+    """Per "variant version": accuracy (in points) over time, realized or estimated. Pure."""
+    series: dict[str, Series] = {}
+    for s in snapshots:
+        points: Sequence[VariantQualityPoint] = s.estimated if estimated else s.realized
+        for point in points:
+            line = series.setdefault(f"{point.variant} {point.version}", Series([], [], [], []))
+            line.times.append(s.at)
+            line.values.append(_nan(point.accuracy, scale))
+            line.lower.append(_nan(point.lower, scale))
+            line.upper.append(_nan(point.upper, scale))
+    return series
+
+
+def labelled_series(snapshots: Sequence[Snapshot]) -> dict[str, tuple[list[float], list[int]]]:
+    """Per "variant version": labelled predictions so far, over time. Pure."""
+    series: dict[str, tuple[list[float], list[int]]] = {}
+    for s in snapshots:
+        for point in s.realized:
+            times, counts = series.setdefault(f"{point.variant} {point.version}", ([], []))
+            times.append(s.at)
+            counts.append(point.labelled)
+    return series
+
+
+def experiment_series(snapshots: Sequence[Snapshot], scale: float = 100.0) -> Series:
+    """The experiment's effect and interval (in points) over time, NaN before any. Pure."""
+    shown = [s for s in snapshots if s.experiment is not None]
+    return Series(
+        [s.at for s in shown],
+        [_nan(s.experiment.effect if s.experiment else None, scale) for s in shown],
+        [_nan(s.experiment.lower if s.experiment else None, scale) for s in shown],
+        [_nan(s.experiment.upper if s.experiment else None, scale) for s in shown],
+    )
 
 
 def bucketed_shares(
@@ -204,6 +278,91 @@ def _effect_at_detection(report: StoryReport) -> str:
     )
 
 
+def plot_quality(report: StoryReport, path: Path) -> None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    for name, line in quality_series(report.snapshots, estimated=False).items():
+        top.plot(line.times, line.values, label=f"realized {name}")
+    for name, line in quality_series(report.snapshots, estimated=True).items():
+        drawn = top.plot(line.times, line.values, linestyle="--", label=f"estimated {name}")
+        top.fill_between(line.times, line.lower, line.upper, color=drawn[0].get_color(), alpha=0.15)
+    top.set_ylabel("accuracy (%)")
+    top.set_title(
+        f"{report.title}: accuracy realized from /feedback labels vs estimated before them"
+    )
+    _milestones(top, report.figures)
+    top.legend(fontsize=7, loc="lower left")
+    for name, (times, counts) in labelled_series(report.snapshots).items():
+        bottom.plot(times, counts, label=name)
+    bottom.set_yscale("symlog")
+    bottom.set_ylabel("labelled predictions")
+    bottom.set_xlabel("seconds since start")
+    _milestones(bottom, report.figures)
+    bottom.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_experiment(report: StoryReport, path: Path) -> None:
+    line = experiment_series(report.snapshots)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(
+        line.times, line.values, marker=".", markersize=2, label="effect (challenger - champion)"
+    )
+    ax.fill_between(line.times, line.lower, line.upper, alpha=0.25, label="always-valid interval")
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    if report.min_effect is not None:
+        for bound in (report.min_effect, -report.min_effect):
+            ax.axhline(100 * bound, color="grey", linestyle=":", label="+-minEffect")
+    for at, point in verdicts(report.snapshots):
+        ax.axvline(at, color="tab:green", linewidth=1.5, label=f"{point.verdict} at {at:.0f} s")
+    _milestones(ax, report.figures)
+    ax.set_ylabel("outcome-rate effect (points)")
+    ax.set_xlabel("seconds since start")
+    ax.set_title(f"{report.title}: A/B experiment (mSPRT), challenger vs champion")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def experiment_lines(report: StoryReport) -> list[str]:
+    """The experiment's verdicts and the labels behind them, for the markdown."""
+    lines = ["## A/B experiment and quality", ""]
+    concluded = verdicts(report.snapshots)
+    for at, look in concluded:
+        lines.append(f"- Verdict at {at:.1f} s: **{look.verdict}**: {experiment_text(look)}.")
+    if not concluded:
+        last = next((s.experiment for s in reversed(report.snapshots) if s.experiment), None)
+        shown = experiment_text(last) if last is not None else "no look at all"
+        lines.append(f"- No verdict; the last look: {shown}.")
+    if report.feedback is not None:
+        f = report.feedback
+        lines.append(
+            f"- Feedback labels: {f.queued} queued, {f.sent} sent, {f.accepted} accepted, "
+            f"{f.rejected} rejected, {f.failed} in failed requests, {f.dropped} dropped, "
+            f"{f.unsent} not yet due at the end."
+        )
+    final = next((s for s in reversed(report.snapshots) if s.realized or s.estimated), None)
+    for point in final.realized if final else ():
+        lines.append(
+            f"- Realized {point.variant} {point.version}: accuracy {_percent(point.accuracy)}, "
+            f"outcome rate {_percent(point.outcome_rate)}, {point.labelled} labels."
+        )
+    for point in final.estimated if final else ():
+        lines.append(
+            f"- Estimated {point.variant} {point.version}: accuracy {_percent(point.accuracy)} "
+            f"[{_percent(point.lower)}, {_percent(point.upper)}] over {point.labelled} predictions."
+        )
+    return [*lines, ""]
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def _stacked(report: StoryReport, key: str, path: Path, title: str) -> None:
     times, shares = bucketed_shares(report.records, key, report.traffic_offset)
     fig, ax = plt.subplots(figsize=(10, 3.5))
@@ -258,6 +417,7 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
             blast_radius(report.records, report.traffic_offset, f.rolled_back or f.promoted),
             "the rollback" if f.rolled_back is not None else "the promotion",
         ),
+        *experiment_lines(report),
         *[f"![{name}]({name})" for name in plots],
         "",
         "## Timeline",
@@ -266,8 +426,19 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
         *_changed_lines(report.snapshots),
         "```",
         "",
+        *_pod_table_lines(report.pod_tables),
     ]
     return "\n".join(lines)
+
+
+def _pod_table_lines(tables: Sequence[PodTable]) -> list[str]:
+    if not tables:
+        return []
+    lines = ["## Pods at each milestone", ""]
+    for table in tables:
+        lines += [f"{table.milestone}, at {table.at:.1f} s:", "", "```",
+                  "$ kubectl get pods -o wide", table.text, "```", ""]  # fmt: skip
+    return lines
 
 
 def _changed_lines(snapshots: Sequence[Snapshot]) -> list[str]:
@@ -282,10 +453,12 @@ def _changed_lines(snapshots: Sequence[Snapshot]) -> list[str]:
 def write_report(report: StoryReport, directory: Path, stem: str = "") -> Path:
     """Write `<stem>report.md` and its plots into `directory`; return the markdown's path."""
     directory.mkdir(parents=True, exist_ok=True)
-    plots = [f"{stem}drift.png", f"{stem}split.png", f"{stem}versions.png"]
+    plots = [f"{stem}{name}" for name in REPORT_PLOTS]
     plot_drift(report, directory / plots[0])
     _stacked(report, "variant", directory / plots[1], "traffic split (served, by variant)")
     _stacked(report, "version", directory / plots[2], "serving version timeline (by answer)")
+    plot_quality(report, directory / plots[3])
+    plot_experiment(report, directory / plots[4])
     path = directory / f"{stem}report.md"
     path.write_text(markdown(report, plots))
     return path

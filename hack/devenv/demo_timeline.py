@@ -3,16 +3,59 @@
 Pure functions over a ModelDeployment's status (as the API server returns it, camelCase):
 `snapshot_of` reduces one status to what a human follows (phase, split, drift score against
 its threshold, the Job, the canary step and its analysis); `timeline_line` renders one
-snapshot as a line; `key_figures` reads the milestones off a list of snapshots.
+snapshot as a line; `key_figures` reads the milestones off a list of snapshots. Quality
+(realized from /feedback, and estimated before the labels arrive) and the A/B experiment's
+look ride along in each snapshot for the report's plots; only the experiment's verdict prints
+a new line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 Analysis = tuple[tuple[str, str, float | None], ...]
+
+
+@dataclass(frozen=True)
+class VariantQualityPoint:
+    """One variant's (and version's) quality in one status: realized or estimated."""
+
+    variant: str
+    version: str
+    accuracy: float | None
+    lower: float | None = None
+    """The estimate's interval (None for realized quality)."""
+    upper: float | None = None
+    labelled: int = 0
+    """Labelled predictions so far (realized) or predictions in the window (estimated)."""
+    outcome_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentPoint:
+    """The A/B experiment's last look in one status."""
+
+    verdict: str
+    champion: str
+    challenger: str
+    champion_version: str
+    challenger_version: str
+    effect: float | None
+    lower: float | None
+    upper: float | None
+    champion_samples: int
+    challenger_samples: int
+    concluded: bool
+
+    @property
+    def final(self) -> bool:
+        return self.concluded and self.verdict != "Inconclusive"
+
+
+# Snapshot fields that change every quality interval: kept for plots, never a new line.
+_QUIET = frozenset({"at", "realized", "estimated", "experiment"})
 
 
 @dataclass(frozen=True)
@@ -47,10 +90,15 @@ class Snapshot:
     steps: int
     analysis: Analysis
     rollback: str
+    realized: tuple[VariantQualityPoint, ...] = field(default=())
+    estimated: tuple[VariantQualityPoint, ...] = field(default=())
+    experiment: ExperimentPoint | None = None
 
     def change_key(self) -> tuple[Any, ...]:
-        """Everything but the time: a new line is printed when this changes."""
-        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "at")
+        """Everything but the time and the quality figures (the experiment's verdict is in):
+        a new line is printed when this changes."""
+        verdict = self.experiment.verdict if self.experiment else ""
+        return (*(getattr(self, f.name) for f in fields(self) if f.name not in _QUIET), verdict)
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> bool:
@@ -61,6 +109,66 @@ def _condition(status: Mapping[str, Any], kind: str) -> bool:
 
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def realized_of(status: Mapping[str, Any]) -> tuple[VariantQualityPoint, ...]:
+    """status.quality's variants (realized from /feedback labels). Pure."""
+    return tuple(
+        VariantQualityPoint(
+            variant=str(v.get("variant", "")),
+            version=str(v.get("version", "")),
+            accuracy=_float(v.get("accuracy")),
+            labelled=_int(v.get("labelled")),
+            outcome_rate=_float(v.get("outcomeRate")),
+        )
+        for v in (status.get("quality") or {}).get("variants") or []
+    )
+
+
+def estimated_of(status: Mapping[str, Any]) -> tuple[VariantQualityPoint, ...]:
+    """status.estimatedQuality's variants with an accuracy estimate. Pure."""
+    points = []
+    for v in (status.get("estimatedQuality") or {}).get("variants") or []:
+        accuracy = v.get("accuracy") or {}
+        if _float(accuracy.get("value")) is None:
+            continue
+        points.append(
+            VariantQualityPoint(
+                variant=str(v.get("variant", "")),
+                version=str(v.get("version", "")),
+                accuracy=_float(accuracy.get("value")),
+                lower=_float(accuracy.get("lower")),
+                upper=_float(accuracy.get("upper")),
+                labelled=_int(v.get("samples")),
+            )
+        )
+    return tuple(points)
+
+
+def experiment_of(status: Mapping[str, Any]) -> ExperimentPoint | None:
+    """status.experiment's last look, or None without one. Pure."""
+    e = status.get("experiment") or None
+    if e is None:
+        return None
+    return ExperimentPoint(
+        verdict=str(e.get("verdict", "")),
+        champion=str(e.get("champion", "")),
+        challenger=str(e.get("challenger", "")),
+        champion_version=str(e.get("championVersion", "")),
+        challenger_version=str(e.get("challengerVersion", "")),
+        effect=_float(e.get("effect")),
+        lower=_float(e.get("lower")),
+        upper=_float(e.get("upper")),
+        champion_samples=_int(e.get("championSamples")),
+        challenger_samples=_int(e.get("challengerSamples")),
+        # A Running look never concluded, whatever concludedAt says (an operator that wrote
+        # status with top-level merge patches left a restarted experiment's old concludedAt).
+        concluded=bool(e.get("concludedAt")) and str(e.get("verdict", "")) not in ("", "Running"),
+    )
 
 
 def snapshot_of(
@@ -108,6 +216,9 @@ def snapshot_of(
         steps=steps,
         analysis=analysis,
         rollback=str(status.get("lastRollback", "")),
+        realized=realized_of(status),
+        estimated=estimated_of(status),
+        experiment=experiment_of(status),
     )
 
 
@@ -170,7 +281,31 @@ def timeline_line(s: Snapshot) -> str:
             )
     if s.phase == "RolledBack" and s.rollback:
         parts.append(f"| rolled back: {s.rollback}")
+    if s.experiment is not None:
+        parts.append(f"| experiment {experiment_text(s.experiment)}")
     return "  ".join(parts)
+
+
+def experiment_text(e: ExperimentPoint) -> str:
+    """'NoDifference upsell:v1-gbm vs upsell:v1, effect +0.4 pt [-6.1, +6.9] (n 412/3790)'."""
+    versions = f"{e.challenger_version or e.challenger} vs {e.champion_version or e.champion}"
+    if e.effect is None:
+        return f"{e.verdict} {versions} (n {e.challenger_samples}/{e.champion_samples})"
+    return (
+        f"{e.verdict} {versions}, effect {100 * e.effect:+.1f} pt "
+        f"[{100 * (e.lower or 0.0):+.1f}, {100 * (e.upper or 0.0):+.1f}] "
+        f"(n {e.challenger_samples}/{e.champion_samples})"
+    )
+
+
+def verdicts(snapshots: Sequence[Snapshot]) -> list[tuple[float, ExperimentPoint]]:
+    """Each experiment's conclusion (first seen), in order: one per pair of versions. Pure."""
+    seen: dict[tuple[str, str], tuple[float, ExperimentPoint]] = {}
+    for s in snapshots:
+        e = s.experiment
+        if e is not None and e.concluded:
+            seen.setdefault((e.champion_version, e.challenger_version), (s.at, e))
+    return sorted(seen.values(), key=lambda pair: pair[0])
 
 
 @dataclass(frozen=True)
@@ -239,3 +374,30 @@ def key_figures(snapshots: Sequence[Snapshot], drift_onset: float | None) -> Key
         champion_after=snapshots[-1].champion if snapshots else "",
         candidate=candidate,
     )
+
+
+@dataclass(frozen=True)
+class PodTable:
+    """`kubectl get pods -o wide` at one milestone of the story."""
+
+    milestone: str
+    at: float
+    text: str
+
+
+def milestone_of(s: Snapshot, champion_before: str) -> str | None:
+    """The milestone a snapshot shows, the latest one first; None before the champion serves.
+    Pure."""
+    if s.phase == "RolledBack":
+        return "rolled back"
+    if s.phase == "Stable" and s.champion not in ("", champion_before):
+        return "promoted"
+    if s.step is not None:
+        return "canary"
+    if s.job:
+        return "retraining Job"
+    if s.drifted:
+        return "drift detected"
+    if s.ready and s.scenario == "baseline":
+        return "baseline"
+    return None

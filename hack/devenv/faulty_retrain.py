@@ -5,10 +5,15 @@ It trains the Soom model exactly as `upsell.retrain` does (same data, same train
 real bento in the store), then marks the saved model with the service's fault-injection key
 (`upsell.service.FAULT_RATIO_METADATA`), so the bento answers 503 to that share of /predict
 requests. Its predictions are as good as a real retrain's: only the error rate is bad, which
-the canary analysis must catch. It reports an accepted RetrainingResult through the
-termination message, like the real entrypoint.
+the canary analysis must catch. Like the real entrypoint it exports the bento to the bento
+store the operator names (`upsell.retrain.export_to_store`) and reports an accepted
+RetrainingResult through the termination message.
+
+It imports only the product and the Soom bento, so it also runs as a plain script in the
+trainer image (the demo mounts it from a ConfigMap):
 
     python -m devenv.faulty_retrain --scenario concept-drift --fault-5xx-ratio 0.5
+    python /opt/rollforward-demo/faulty_retrain.py --scenario concept-drift
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from rollforward.serving.contract import (
 )
 from upsell.generator import SCENARIOS, generate
 from upsell.packaging import build_bento, save_model
+from upsell.retrain import export_to_store
 from upsell.service import FAULT_RATIO_METADATA
 from upsell.training import TrainingOptions, train
 
@@ -61,13 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             FAULT_RATIO_METADATA: args.fault_5xx_ratio,
         },
     )
-    result = RetrainingResult(
-        version=build_bento(model_tag),
-        accepted=True,
-        metrics=model.metrics,
-        baseline_distribution=model.baseline_distribution,
-        trained_at=trained_at,
-        training_rows=model.training_rows,
+    result = export_to_store(
+        RetrainingResult(
+            version=build_bento(model_tag),
+            accepted=True,
+            metrics=model.metrics,
+            baseline_distribution=model.baseline_distribution,
+            trained_at=trained_at,
+            training_rows=model.training_rows,
+        )
     )
     message = result.to_termination_message()
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""A small JSON client of the Kubernetes API, built from a kubeconfig, for the local pod runner.
+"""A small JSON client of the Kubernetes API, built from a kubeconfig, for the demo and the tests.
 
 The runner writes pod and node status the way a kubelet does (merge patches on `/status`), which
 is plain HTTP; a dict-in, dict-out client keeps those requests exactly as the API sees them.

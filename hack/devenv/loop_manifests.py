@@ -77,3 +77,43 @@ def manifest(namespace: str, prometheus: str, message: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def manual_rollforward(
+    namespace: str, prometheus: str, version: str, trigger: str, pause: str = "3s"
+) -> dict[str, Any]:
+    """A ModelDeployment whose annotation asks for one retraining (`trigger`): the Job's pod
+    reports `version` as an accepted candidate, which then runs one canary step of `pause`."""
+    result = RetrainingResult(
+        version=version,
+        accepted=True,
+        metrics=RetrainingMetrics(
+            holdout=EvaluationMetrics(auc=0.85, accuracy=0.8, recall=0.6, samples=2000),
+            recent=EvaluationMetrics(auc=0.85, accuracy=0.8, recall=0.6, samples=2000),
+        ),
+        baseline_distribution=DRIFTED_SHARES,
+        trained_at=datetime.now(UTC),
+        training_rows=5000,
+    ).to_termination_message()
+    body = manifest(namespace, prometheus, result)
+    body["metadata"]["annotations"] = {"rollforward.io/retrain": trigger}
+    spec = body["spec"]
+    spec["retraining"]["trigger"] = "manual"
+    spec["retraining"]["maxPerDay"] = 100
+    spec["rollout"] = {
+        "steps": [{"weight": 50, "pause": pause}],
+        "analysis": {"minRequests": 10, "maxErrorRateIncrease": 0.05},
+    }
+    return body
+
+
+CHILD_SELECTOR = "app.kubernetes.io/managed-by=rollforward,rollforward.io/model-deployment=upsell"
+EXPECTED_CHILDREN = [
+    "ConfigMap/upsell-router",
+    "Deployment/upsell-champion",
+    "Deployment/upsell-router",
+    "Service/upsell-champion",
+    "Service/upsell-router",
+]
+"""The children of `manifest()`'s resource (the champion and the nginx router),
+as `kind/name` sorted: what the loop's fault tests expect after every run."""

@@ -64,10 +64,11 @@ class VariantExporter:
             BENTOML_REQUESTS_TOTAL.removesuffix("_total"), "", BENTOML_LABELS, registry=registry
         )
         self._latency = Histogram(BENTOML_REQUEST_DURATION, "", BENTOML_LABELS, registry=registry)
-        for code in ("200", "500"):  # BentoML creates these at start too
-            self._requests.labels(*self._bentoml_labels(code))
-            self._latency.labels(*self._bentoml_labels(code))
+        self._create_request_series()
         self._owed: dict[str, float] = {}
+        self._prediction_series: set[tuple[str, str]] = set()
+        # The ticking thread and `restart` both touch the metrics and what is owed.
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -79,6 +80,7 @@ class VariantExporter:
         for label, ratio in ratios.items():
             self._baseline.labels(self.model, version, label).set(ratio)
             self._predictions.labels(self.model, version, self.variant, label, "")
+            self._prediction_series.add((version, label))
 
     def serve_version(self, version: str, baseline: dict[str, float]) -> None:
         """From now on, export as `version` (as a new pod of that version would)."""
@@ -86,6 +88,18 @@ class VariantExporter:
         self._info.remove(self.model, self.version, self.variant)
         self._info.labels(self.model, version, self.variant).set(1)
         self.version = version
+
+    def restart(self) -> None:
+        """Every counter and histogram back to zero, as a restarted bento container's are
+        (same pod, so the same series): Prometheus sees a counter reset."""
+        with self._lock:
+            for metric in (self._predictions, self._requests, self._latency):
+                metric.clear()
+            self._owed.clear()
+            self._create_request_series()
+            for version, label in self._prediction_series:
+                if version == self.version:  # a restarted pod exports only what it serves
+                    self._predictions.labels(self.model, version, self.variant, label, "")
 
     def scrape_as_pod(self, prometheus: LocalPrometheus, namespace: str, pod: str) -> str:
         """Have `prometheus` scrape this exporter as bento pod `namespace/pod`; its job name."""
@@ -95,6 +109,11 @@ class VariantExporter:
         prometheus.add_pod_target(job, address, kubernetes_sd_labels(namespace, pod, labels))
         prometheus.wait_for_target_up(job, address, timeout=60)
         return job
+
+    def _create_request_series(self) -> None:
+        for code in ("200", "500"):  # BentoML creates these at start too
+            self._requests.labels(*self._bentoml_labels(code))
+            self._latency.labels(*self._bentoml_labels(code))
 
     def _bentoml_labels(self, code: str) -> tuple[str, str, str, str]:
         return ("/predict", SERVICE_NAME, SERVICE_VERSION, code)
@@ -116,18 +135,20 @@ class VariantExporter:
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
-            regime = self.regime
-            per_tick = regime.rate * TICK_SECONDS
-            for label, share in regime.label_shares.items():
-                count = self._emit(f"label:{label}", per_tick * share)
-                if count:
-                    self._predictions.labels(self.model, self.version, self.variant, label, "").inc(
-                        count
-                    )
-            for code, share in (("500", regime.error_ratio), ("200", 1 - regime.error_ratio)):
-                count = self._emit(f"code:{code}", per_tick * share)
-                for _ in range(count):
-                    self._requests.labels(*self._bentoml_labels(code)).inc()
-                    self._latency.labels(*self._bentoml_labels(code)).observe(
-                        regime.latency_seconds
-                    )
+            with self._lock:
+                self._tick()
+
+    def _tick(self) -> None:
+        regime = self.regime
+        per_tick = regime.rate * TICK_SECONDS
+        for label, share in regime.label_shares.items():
+            count = self._emit(f"label:{label}", per_tick * share)
+            if count:
+                self._predictions.labels(self.model, self.version, self.variant, label, "").inc(
+                    count
+                )
+        for code, share in (("500", regime.error_ratio), ("200", 1 - regime.error_ratio)):
+            count = self._emit(f"code:{code}", per_tick * share)
+            for _ in range(count):
+                self._requests.labels(*self._bentoml_labels(code)).inc()
+                self._latency.labels(*self._bentoml_labels(code)).observe(regime.latency_seconds)

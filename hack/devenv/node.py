@@ -24,9 +24,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devenv import node_cleanup, node_config
 from devenv.cgroups import NodeCgroup
@@ -304,21 +305,34 @@ class RealNodeCluster(StartStop):
     ) -> subprocess.CompletedProcess[str]:
         return self.cluster.kubectl(*args, input=input, check=check)
 
-    def prometheus(self, base_dir: Path) -> LocalPrometheus:
-        """A Prometheus inside the namespace that discovers pods through the API server
-        (`kubernetes_sd_configs`); start it with `with`."""
-        cert, key = self.cluster.admin_client_cert
-        scrape = node_config.pod_scrape_config(
-            self.cluster.server_url, self.cluster.ca_path, cert, key
-        )
+    def prometheus(
+        self, base_dir: Path, scrape_configs: Sequence[Mapping[str, Any]] | None = None
+    ) -> LocalPrometheus:
+        """A Prometheus inside the namespace, listening on the node's address (so pods reach
+        it too), that discovers pods through the API server (`kubernetes_sd_configs`): with
+        `scrape_configs` from `kubernetes_sd_scrape_config`, else the annotation-driven job of
+        `node_config.pod_scrape_config`; start it with `with`."""
+        if scrape_configs is None:
+            cert, key = self.cluster.admin_client_cert
+            scrape_configs = [
+                node_config.pod_scrape_config(
+                    self.cluster.server_url, self.cluster.ca_path, cert, key
+                )
+            ]
         executable = str(self.cluster.binaries.path("prometheus"))
         return LocalPrometheus(
             base_dir,
             executable=executable,
             netns=self.netns,
-            scrape_configs=[scrape],
+            scrape_configs=scrape_configs,
             die_with_parent=self.cluster.die_with_parent,
+            host=self.netns.node_ip,
         )
+
+    def kubernetes_sd_tls(self) -> dict[str, str]:
+        """The `tls_config` with which a Prometheus in the namespace reads the API server."""
+        cert, key = self.cluster.admin_client_cert
+        return {"ca_file": str(self.cluster.ca_path), "cert_file": str(cert), "key_file": str(key)}
 
     def run_in_netns(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a host command (e.g. busybox wget) inside the namespace."""
@@ -347,6 +361,7 @@ def sweep(layout: NodeLayout) -> None:
     sandboxes = node_cleanup.sandbox_ids(layout.containerd_root, layout.containerd_state)
     node_cleanup.remove_cni_cache(layout.network_name, sandboxes)
     cgroup.remove()
+    node_cleanup.remove_image_store(layout.containerd_root)
 
 
 def _task_dir(layout: NodeLayout) -> Path:

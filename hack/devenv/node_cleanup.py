@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -109,6 +110,13 @@ def remove_cni_cache(network_name: str, sandbox_ids: Iterable[str] = ()) -> None
     for directory in (CNI_CACHE_DIR / "results", CNI_CACHE_DIR):
         with contextlib.suppress(OSError):
             directory.rmdir()  # only when empty: another user's cache stays
+
+
+def remove_image_store(containerd_root: Path) -> None:
+    """Drop the node's image content and unpacked snapshots (GBs per run: a test session
+    starts several nodes and filled the disk); the CRI records stay for the leftover check."""
+    for store in ("io.containerd.content.v1.content", "io.containerd.snapshotter.v1.overlayfs"):
+        shutil.rmtree(containerd_root / store, ignore_errors=True)
 
 
 def sandbox_ids(containerd_root: Path, containerd_state: Path) -> set[str]:

@@ -116,8 +116,11 @@ class LocalPrometheus(StartStop):
         scrape_configs: Sequence[Mapping[str, Any]] = (),
         security: WebSecurity | None = None,
         pod_job: PodJob = default_pod_job,
+        host: str = "127.0.0.1",
     ) -> None:
         self.base_dir = base_dir
+        # A real node's pods reach Prometheus only on the namespace's node address.
+        self.host = host
         self.security = security
         # Inside a network namespace (a real node's), Prometheus listens on the namespace's
         # loopback and this class talks to it from a thread that enters the namespace.
@@ -134,7 +137,7 @@ class LocalPrometheus(StartStop):
     @property
     def url(self) -> str:
         scheme = "https" if self.security is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def targets_dir(self) -> Path:
@@ -158,7 +161,7 @@ class LocalPrometheus(StartStop):
         """Start (or restart, keeping data and port) and wait until it answers /-/ready."""
         if self.running():
             return self
-        if self._in_net(lambda: port_is_open(self.port)):
+        if self._in_net(lambda: port_is_open(self.port, self.host)):
             raise OSError(f"port {self.port} is taken; Prometheus cannot (re)start on it")
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +180,7 @@ class LocalPrometheus(StartStop):
                 *web,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.data_dir}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.host}:{self.port}",
                 "--web.enable-lifecycle",
                 "--storage.tsdb.retention.time=1d",
                 "--log.level=warn",
@@ -197,7 +200,7 @@ class LocalPrometheus(StartStop):
         if self._process is not None:
             self._process.stop(grace=30.0)
             wait_until(
-                lambda: not self._in_net(lambda: port_is_open(self.port)),
+                lambda: not self._in_net(lambda: port_is_open(self.port, self.host)),
                 30.0,
                 what="Prometheus's port to close",
             )

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from devenv.cluster import ClusterBinaries
 from devenv.processes import ManagedProcess, free_port
-from rollforward.bentostore.s3 import S3Store
-from rollforward.bentostore.sigv4 import EMPTY_SHA256, Credentials, sign
+from rollforward.serving.objectstore.s3 import S3Store
+from rollforward.serving.objectstore.sigv4 import EMPTY_SHA256, Credentials, sign
 
 REGION = "us-east-1"
 
@@ -70,7 +70,8 @@ def create_bucket(endpoint: str, bucket: str, credentials: Credentials) -> None:
         return
 
 
-def _bucket_answers(endpoint: str, bucket: str, credentials: Credentials) -> bool:
+def bucket_answers(endpoint: str, bucket: str, credentials: Credentials) -> bool:
+    """Create `bucket`; True once the server answers (also when the bucket exists)."""
     try:
         create_bucket(endpoint, bucket, credentials)
     except urllib.error.HTTPError as error:
@@ -102,5 +103,5 @@ def running_s3(workdir: Path | None = None, bucket: str = "bentos") -> Iterator[
         process.start()
         stack.callback(process.stop)
         endpoint = f"http://127.0.0.1:{port}"
-        process.wait_until_ready(lambda: _bucket_answers(endpoint, bucket, credentials), 30)
+        process.wait_until_ready(lambda: bucket_answers(endpoint, bucket, credentials), 30)
         yield S3Server(endpoint, bucket, credentials, root)

@@ -75,13 +75,31 @@ def pod_monitor_scrape_config(
     """A Prometheus scrape job equivalent to a PodMonitor's first endpoint, over file_sd
     targets that carry kubernetes_sd labels: its selector becomes `keep` rules, its path,
     honorLabels and relabelings carry over as they are."""
+    return {
+        **_pod_monitor_job(pod_monitor, job_name),
+        "file_sd_configs": [{"files": list(files), "refresh_interval": "1s"}],
+    }
+
+
+def pod_monitor_kubernetes_sd_config(
+    pod_monitor: Mapping[str, Any], job_name: str, api_server: str, tls: Mapping[str, str]
+) -> dict[str, Any]:
+    """The same job, discovering pods through the API server at `api_server` (as Prometheus
+    Operator generates it from the PodMonitor), in the PodMonitor's namespaces."""
+    discovery: dict[str, Any] = {"role": "pod", "api_server": api_server, "tls_config": dict(tls)}
+    names = (pod_monitor["spec"].get("namespaceSelector") or {}).get("matchNames")
+    if names:
+        discovery["namespaces"] = {"names": list(names)}
+    return {**_pod_monitor_job(pod_monitor, job_name), "kubernetes_sd_configs": [discovery]}
+
+
+def _pod_monitor_job(pod_monitor: Mapping[str, Any], job_name: str) -> dict[str, Any]:
     spec = pod_monitor["spec"]
     (endpoint,) = spec["podMetricsEndpoints"]
     return {
         "job_name": job_name,
         "metrics_path": endpoint.get("path", "/metrics"),
         "honor_labels": bool(endpoint.get("honorLabels", False)),
-        "file_sd_configs": [{"files": list(files), "refresh_interval": "1s"}],
         "relabel_configs": [
             *_selector_relabelings(
                 spec["selector"].get("matchLabels") or {}, str(endpoint.get("port", ""))

@@ -7,7 +7,9 @@ drawn fresh for every request, so the predicted-label distribution follows the s
 than the few hundred records of a pool. The scenario switches at set times (`baseline`, then
 `concept-drift`), or when the caller says (`switch_scenario`). The driver is bounded by a number
 of requests and a duration, whichever comes first, and sends open-loop: request i is due at
-i / rate seconds, whatever the latency of earlier ones.
+i / rate seconds, whatever the latency of earlier ones. With a `FeedbackPlan`, each answered
+prediction's true label (from the same generated record) goes back to the router's /feedback
+later, as real labels do (`devenv.feedback_sender`).
 
 Each request becomes one JSON line in the log: when it was sent, the scenario, the user, the
 status, the variant the router says served it (`X-Rollforward-Variant`) and what the bento
@@ -38,10 +40,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from devenv.pod_runner import read_service_address
+from devenv.feedback_sender import FeedbackPlan, FeedbackSender, label_delay, label_delay_scale
+from devenv.netns import NETNS_DIR, enter
 from rollforward.routers.nginx_config import DEFAULT_SERVED_BY_HEADER
 from rollforward.serving.contract import PREDICT_PATH
-from upsell.generator import SoomStream, generate
+from upsell.generator import GeneratorConfig, SoomStream, generate
 
 DEFAULT_STICKY_HEADER = "X-User-Id"
 
@@ -70,6 +73,11 @@ class TrafficPlan:
     request_timeout: float = 10.0
     # In-flight requests at most; enough to keep the rate through the router's latency.
     concurrency: int = 8
+    # A network namespace (its /run/netns path) the sending threads enter: a real node's
+    # Service addresses exist only inside its namespace.
+    netns: str | None = None
+    # Delayed /feedback labels of the answered predictions; none when empty.
+    feedback: FeedbackPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,22 @@ class TrafficStats:
     by_scenario: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class Truth:
+    """What the generator says about one request's user: the true label, and how many seconds
+    after the prediction it becomes known."""
+
+    label: str
+    delay: float
+
+
+def _generator_config(plan: TrafficPlan) -> GeneratorConfig:
+    """The generator's knobs for `plan`: label delays compressed to the feedback's horizon."""
+    if plan.feedback is None:
+        return GeneratorConfig()
+    return GeneratorConfig(label_delay_scale=label_delay_scale(plan.feedback.horizon_seconds))
+
+
 def user_pool(users: int, seed: int) -> list[str]:
     """Stable user ids drawn from the Soom generator."""
     return [str(u) for u in generate("baseline", users, seed)["user_id"]]
@@ -118,7 +142,12 @@ class TrafficDriver:
         self.stats = TrafficStats()
         self._users = user_pool(plan.users, plan.seed)
         self._rng = np.random.default_rng(plan.seed)
-        self._stream = SoomStream(plan.initial_scenario, plan.seed)
+        self._stream = SoomStream(plan.initial_scenario, plan.seed, config=_generator_config(plan))
+        self.feedback: FeedbackSender | None = None
+        if plan.feedback is not None:
+            self.feedback = FeedbackSender(
+                plan.url, plan.feedback, plan.sticky_header, self._enter_netns
+            )
         self._pending_switches = sorted(plan.switches, key=lambda s: s.at_seconds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -137,6 +166,8 @@ class TrafficDriver:
                 self._stream = self._stream.with_scenario(scenario)
 
     def start(self) -> TrafficDriver:
+        if self.feedback is not None:
+            self.feedback.start()
         self._thread = threading.Thread(target=self.run, name="traffic-driver", daemon=True)
         self._thread.start()
         return self
@@ -145,6 +176,8 @@ class TrafficDriver:
         """Stop sending; requests in flight still finish and are logged."""
         self._stop.set()
         self.join()
+        if self.feedback is not None:
+            self.feedback.stop()
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -160,7 +193,9 @@ class TrafficDriver:
         limit = plan.max_requests if plan.max_requests is not None else sys.maxsize
         with (
             self.log_path.open("a") as self._log,
-            ThreadPoolExecutor(plan.concurrency, thread_name_prefix="traffic") as pool,
+            ThreadPoolExecutor(
+                plan.concurrency, thread_name_prefix="traffic", initializer=self._enter_netns
+            ) as pool,
         ):
             seq = 0
             while seq < limit and not self._stop.is_set():
@@ -177,20 +212,34 @@ class TrafficDriver:
         self._log = None
         return self.stats
 
+    def _enter_netns(self) -> None:
+        if self.plan.netns is not None:
+            enter(Path(self.plan.netns))
+
     def _apply_switches(self, elapsed: float) -> None:
         while self._pending_switches and self._pending_switches[0].at_seconds <= elapsed:
             self.switch_scenario(self._pending_switches.pop(0).scenario)
 
-    def _next_request(self, seq: int) -> tuple[int, str, str, dict[str, Any]]:
+    def _next_request(self, seq: int) -> tuple[int, str, str, dict[str, Any], Truth]:
         with self._lock:
             user = self._users[int(self._rng.integers(len(self._users)))]
             scenario = self._stream.scenario
-            record = dict(self._stream.sample(datetime.now(UTC)).record, user_id=user)
+            now = datetime.now(UTC)
+            event = self._stream.sample(now)
+            record = dict(event.record, user_id=user)
             self.stats.sent += 1
             self.stats.by_scenario[scenario] += 1
-        return seq, scenario, user, record
+        return (
+            seq,
+            scenario,
+            user,
+            record,
+            Truth(event.label, label_delay(now, event.label_known_at)),
+        )
 
-    def _send(self, seq: int, scenario: str, user: str, record: Mapping[str, Any]) -> None:
+    def _send(
+        self, seq: int, scenario: str, user: str, record: Mapping[str, Any], truth: Truth
+    ) -> None:
         plan = self.plan
         sent_at = datetime.now(UTC)
         began = time.monotonic()
@@ -211,6 +260,9 @@ class TrafficDriver:
         except (urllib.error.URLError, OSError) as failure:
             error = f"{type(failure).__name__}: {failure}"[:200]
         answer = body if isinstance(body, dict) else {}
+        prediction_id = answer.get("predictionId")
+        if self.feedback is not None and status == 200 and isinstance(prediction_id, str):
+            self.feedback.submit(time.monotonic() + truth.delay, prediction_id, truth.label)
         entry = TrafficRecord(
             seq=seq,
             sent_at=sent_at.isoformat(),
@@ -313,7 +365,7 @@ def _drive(args: argparse.Namespace) -> int:
     if args.switch_at is not None:
         switches += (ScenarioSwitch(args.switch_at, args.to_scenario),)
     plan = TrafficPlan(
-        url=args.url or _service_url(args.service, args.runner_workdir),
+        url=args.url,
         rate=args.rate,
         duration_seconds=args.duration,
         max_requests=args.max_requests,
@@ -321,25 +373,20 @@ def _drive(args: argparse.Namespace) -> int:
         switches=switches,
         users=args.users,
         seed=args.seed,
+        netns=str(NETNS_DIR / args.netns) if args.netns else None,
+        feedback=None if args.feedback_horizon is None else FeedbackPlan(args.feedback_horizon),
     )
-    stats = TrafficDriver(plan, args.log).run()
+    driver = TrafficDriver(plan, args.log).start()
+    driver.join()
+    driver.stop()
+    stats = driver.stats
     print(
         f"sent {stats.sent}, completed {stats.completed}; status {dict(stats.by_status)}; "
         f"variants {dict(stats.by_variant)}; scenarios {dict(stats.by_scenario)}"
     )
+    if driver.feedback is not None:
+        print(f"feedback: {driver.feedback.stats}")
     return 0
-
-
-def _service_url(service: str, runner_workdir: Path | None) -> str:
-    if runner_workdir is None:
-        raise SystemExit("--service needs --runner-workdir")
-    namespace, name = service.split("/", 1)
-    deadline = time.monotonic() + 120
-    while (address := read_service_address(runner_workdir, namespace, name)) is None:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the pod runner published no address for Service {service}")
-        time.sleep(0.5)
-    return f"http://{address}"
 
 
 def _sticky(args: argparse.Namespace) -> int:
@@ -361,14 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     drive = commands.add_parser("drive", help="send traffic through a router")
-    target = drive.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="the router, e.g. http://127.0.0.1:8080")
-    target.add_argument(
-        "--service",
-        metavar="NAMESPACE/NAME",
-        help="a Service's stable address, as published by `python -m devenv.pod_runner`",
+    drive.add_argument("--url", required=True, help="the router, e.g. http://10.96.3.4:80")
+    drive.add_argument(
+        "--netns", help="send from inside this network namespace (a real node's `rf-<id>`)"
     )
-    drive.add_argument("--runner-workdir", type=Path, help="the pod runner's --workdir")
     drive.add_argument("--log", type=Path, required=True, help="JSONL log to append to")
     drive.add_argument("--rate", type=float, default=20.0, help="requests per second")
     drive.add_argument("--duration", type=float, default=60.0, help="seconds, at most")
@@ -381,6 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     drive.add_argument("--users", type=int, default=500)
     drive.add_argument("--seed", type=int, default=1)
+    drive.add_argument(
+        "--feedback-horizon",
+        type=float,
+        metavar="SECONDS",
+        help="send each prediction's true label to /feedback, the 90-day horizon compressed to "
+        "this many seconds",
+    )
     sticky = commands.add_parser("sticky", help="find users who went back to the champion")
     sticky.add_argument("--log", type=Path, required=True)
     sticky.add_argument("--champion", default="champion")

@@ -25,7 +25,7 @@ def _crd(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rollforward.operator_main import run_operator
 
-    run_operator(namespaces=args.namespace, all_namespaces=args.all_namespaces)
+    run_operator(namespaces=args.namespace, all_namespaces=args.all_namespaces, shard=args.shard)
     return 0
 
 
@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)"
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    run.add_argument(
+        "--shard",
+        default=None,
+        help="i/n: act only on the ModelDeployments whose namespace/name hash falls in shard i "
+        "of n (ROLLFORWARD_SHARD; default 0/1, all of them)",
+    )
     run.set_defaults(handler=_run)
     add_commands(commands)
     return parser

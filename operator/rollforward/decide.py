@@ -32,6 +32,8 @@ from rollforward.lifecycle import step as lifecycle_step
 from rollforward.measurements import QueryResult
 from rollforward.naming import CANDIDATE_VARIANT, variant_name
 from rollforward.observed import ChildKey, Manifest, Observed, deployment_health
+from rollforward.quality import QualityInputs, with_quality
+from rollforward.quality_estimate import EstimationInputs, estimate_quality
 from rollforward.serving_plan import ServingPlan, plan_children
 from rollforward.settings import OperatorSettings
 from rollforward.summary import Facts, summarize
@@ -52,6 +54,10 @@ class Snapshot:
     """The canary step's measurements, when its analysis is due."""
     bento_store: StoreView | None = None
     """The bento store's answers; None when no store is configured."""
+    estimation: EstimationInputs | None = None
+    """The score histogram and calibrations, when the drift check is due."""
+    quality: QualityInputs | None = None
+    """One interval's outcome counts, when a quality reading is due."""
 
 
 def lifecycle_inputs(deployment: ModelDeployment, snapshot: Snapshot) -> LifecycleInputs:
@@ -83,6 +89,14 @@ def _with_reference(
     )
 
 
+def _exists(job: Manifest, observed: Observed) -> bool:
+    """A Job's pod template is immutable, and it carries the drift report of the moment it
+    was created. One that exists under the attempt's name (created just before a crash lost
+    the status write) is adopted as it is: re-applied with a newer report, the API server
+    refused it on every reconcile and the roll-forward stalled (soak run 107)."""
+    return ("Job", job["metadata"]["name"]) in observed.children
+
+
 def decide(
     deployment: ModelDeployment, snapshot: Snapshot, settings: OperatorSettings, now: datetime
 ) -> ServingPlan:
@@ -93,6 +107,13 @@ def decide(
         check = run_check(deployment.model_copy(update={"status": status}), snapshot.drift)
         events += check_events(status, check)
         status = record_check(status, check)
+    if snapshot.estimation is not None:
+        estimated = estimate_quality(deployment, snapshot.estimation)
+        status = status.model_copy(update={"estimated_quality": estimated})
+    status, quality_events = with_quality(
+        deployment.model_copy(update={"status": status}), snapshot.quality, now
+    )
+    events += quality_events
     view = deployment.model_copy(update={"status": status})
     progress = lifecycle_step(view, lifecycle_inputs(view, snapshot), now)
     children = plan_children(deployment, snapshot.observed, settings, progress.status)
@@ -101,8 +122,9 @@ def decide(
     facts = Facts(drift=check, promoted=progress.promoted, serving=serving)
     deletes: list[ChildKey] = [*children.delete, *(("Job", job) for job in progress.delete_jobs)]
     status = summarize(deployment, with_variant_reasons(children.status, store), facts, now)
+    new_jobs = [job for job in progress.jobs if not _exists(job, snapshot.observed)]
     return ServingPlan(
-        apply=[*children.apply, *with_store_env(progress.jobs, store)],
+        apply=[*children.apply, *with_store_env(new_jobs, store)],
         delete=deletes,
         events=[*events, *progress.events, *children.events],
         status=status,

@@ -16,6 +16,8 @@ from rollforward.drift.check import reference_query as reference_window_query
 from rollforward.lifecycle import analysis_due
 from rollforward.looks import canary_window_seconds, look_tick, step_window_seconds
 from rollforward.naming import CANDIDATE_VARIANT
+from rollforward.quality import quality_is_due, quality_query, quality_tick
+from rollforward.quality_estimate import EstimationQueries, estimation_queries
 from rollforward.serving_plan import MANAGED_KINDS
 from rollforward.settings import OperatorSettings
 
@@ -29,6 +31,14 @@ class DriftFetch:
 
     tick: datetime
     queries: DriftQueries
+
+
+@dataclass(frozen=True)
+class EstimationFetch:
+    """The estimated-quality queries, at the drift check's tick (same window, same cadence)."""
+
+    tick: datetime
+    queries: EstimationQueries
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,15 @@ class AnalysisFetch:
 
 
 @dataclass(frozen=True)
+class QualityFetch:
+    """One interval's outcome, prediction and label-delay counts: one query, shared by every
+    resource on the Prometheus (rollforward.quality)."""
+
+    tick: datetime
+    query: str
+
+
+@dataclass(frozen=True)
 class FetchPlan:
     prometheus_url: str | None
     """None: no Prometheus is configured (spec.monitoring.prometheusUrl nor the operator's)."""
@@ -62,6 +81,8 @@ class FetchPlan:
     drift: DriftFetch | None = None
     reference: ReferenceFetch | None = None
     analysis: AnalysisFetch | None = None
+    estimation: EstimationFetch | None = None
+    quality: QualityFetch | None = None
 
 
 def prometheus_url(deployment: ModelDeployment, settings: OperatorSettings) -> str | None:
@@ -71,14 +92,19 @@ def prometheus_url(deployment: ModelDeployment, settings: OperatorSettings) -> s
 def plan_fetch(deployment: ModelDeployment, settings: OperatorSettings, now: datetime) -> FetchPlan:
     url = prometheus_url(deployment, settings)
     retraining = deployment.status.retraining
+    due = check_is_due(deployment, now)
     return FetchPlan(
         prometheus_url=url,
         job_pods_of=retraining.job_name if retraining is not None else None,
-        drift=DriftFetch(check_tick(deployment, now), drift_queries(deployment))
-        if check_is_due(deployment, now)
-        else None,
+        drift=DriftFetch(check_tick(deployment, now), drift_queries(deployment)) if due else None,
         reference=_reference(deployment, url, now),
         analysis=_analysis(deployment, now) if analysis_due(deployment, now) else None,
+        estimation=EstimationFetch(check_tick(deployment, now), estimation_queries(deployment))
+        if due
+        else None,
+        quality=QualityFetch(quality_tick(deployment, now), quality_query(deployment))
+        if quality_is_due(deployment, now)
+        else None,
     )
 
 

@@ -27,9 +27,15 @@ from kubernetes.dynamic.exceptions import (
 )
 
 from rollforward.api import API_VERSION, KIND, PLURAL, ModelDeployment
-from rollforward.events import Event
+from rollforward.events import Action, Event, EventAggregator
 from rollforward.metrics import OperatorMetrics
-from rollforward.naming import COMPONENT_RETRAINING, LABEL_COMPONENT, children_selector
+from rollforward.naming import (
+    COMPONENT_RETRAINING,
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    children_selector,
+)
 from rollforward.observed import ChildKey, Manifest, Observed
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class KubeAdapter:
         api_client: k8s.ApiClient,
         field_manager: str = "rollforward",
         metrics: OperatorMetrics | None = None,
+        events: EventAggregator | None = None,
     ) -> None:
         self._dynamic = dynamic.DynamicClient(api_client)
         # The DynamicClient's discovery cache is not thread-safe: a lookup that misses (e.g.
@@ -73,9 +80,13 @@ class KubeAdapter:
         self._metrics = metrics or OperatorMetrics()
         self._gateway_installed = False
         self._gateway_checked_at: float | None = None
+        self._events = EventAggregator() if events is None else events
 
     def _count_write(self, verb: str, kind: str) -> None:
         self._metrics.api_writes.labels(verb=verb, kind=kind).inc()
+
+    def _count_read(self, verb: str, kind: str) -> None:
+        self._metrics.api_reads.labels(verb=verb, kind=kind).inc()
 
     def _lookup(self, api_version: str, kind: str) -> Any:
         with self._discovery_lock:
@@ -101,6 +112,7 @@ class KubeAdapter:
 
     def get_model_deployment(self, namespace: str, name: str) -> Manifest | None:
         resource = self._lookup(API_VERSION, KIND)
+        self._count_read("get", KIND)
         try:
             found: Manifest = resource.get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
@@ -112,6 +124,7 @@ class KubeAdapter:
 
         A plain GET of one named Secret: the operator never lists or watches Secrets.
         """
+        self._count_read("get", "Secret")
         try:
             found = self._lookup("v1", "Secret").get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
@@ -138,6 +151,7 @@ class KubeAdapter:
                 resource = self._resource(kind)
             except ResourceNotFoundError:
                 continue
+            self._count_read("list", kind)
             listed = resource.get(namespace=namespace, label_selector=children_selector(owner))
             for item in listed.items:
                 body = item.to_dict()
@@ -147,6 +161,7 @@ class KubeAdapter:
     def retraining_pods(self, namespace: str, owner: str) -> dict[str, Manifest]:
         """The newest pod of each retraining Job, by Job name."""
         selector = f"{children_selector(owner)},{LABEL_COMPONENT}={COMPONENT_RETRAINING}"
+        self._count_read("list", "Pod")
         listed = self._resource("Pod").get(namespace=namespace, label_selector=selector)
         pods: dict[str, Manifest] = {}
         for item in sorted(listed.items, key=lambda p: p.metadata.creationTimestamp or ""):
@@ -166,19 +181,34 @@ class KubeAdapter:
             gateway_api_installed=gateway,
         )
 
+    def list_kind(self, kind: str, namespace: str | None = None) -> tuple[list[Manifest], str]:
+        """Every ModelDeployment, or every child of `kind` we manage, in `namespace` (None:
+        all), with the list's resourceVersion: what rebuilds the cache."""
+        self._count_read("list", kind)
+        if kind == KIND:
+            listed = self._lookup(API_VERSION, KIND).get(namespace=namespace)
+        else:
+            listed = self._resource(kind).get(
+                namespace=namespace, label_selector=f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+            )
+        return [item.to_dict() for item in listed.items], str(listed.metadata.resourceVersion)
+
     # --- writes ------------------------------------------------------------------------------
 
-    def apply(self, manifest: Manifest) -> None:
-        """Server-side apply with our field manager: we own exactly the fields we set."""
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply with our field manager: we own exactly the fields we set.
+        Returns the object as stored (for the cache)."""
         kind = manifest["kind"]
         self._count_write("apply", kind)
-        self._resource(kind).server_side_apply(
+        applied = self._resource(kind).server_side_apply(
             body=manifest,
             name=manifest["metadata"]["name"],
             namespace=manifest["metadata"]["namespace"],
             field_manager=self._field_manager,
             force_conflicts=True,
         )
+        stored: Manifest = applied.to_dict()
+        return stored
 
     def create(self, manifest: Manifest) -> None:
         """A plain create: for objects written once and never again (the feedback key)."""
@@ -198,23 +228,54 @@ class KubeAdapter:
                 name=name, namespace=namespace, body={"propagationPolicy": propagation}
             )
 
-    def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
-        """A merge patch of the status subresource; spec is never written."""
+    def patch_status(self, namespace: str, name: str, patch: Manifest) -> Manifest:
+        """A merge patch of the status subresource; spec is never written. Returns the
+        resource as stored (for the cache)."""
         self._count_write("patch", "ModelDeployment/status")
         resource = self._lookup(API_VERSION, KIND)
-        resource.status.patch(
+        patched = resource.status.patch(
             body={"status": patch},
             name=name,
             namespace=namespace,
             content_type="application/merge-patch+json",
             field_manager=self._field_manager,
         )
+        stored: Manifest = patched.to_dict()
+        return stored
 
     def post_event(
         self, deployment: ModelDeployment, event: Event, now: datetime | None = None
     ) -> None:
+        """Create the Event, or count a repeat of it (see `EventAggregator`)."""
+        at = now or datetime.now(UTC)
+        meta = deployment.metadata
+        key = (meta.namespace, meta.name, event.type, event.reason, event.message)
+        decision = self._events.decide(key, at)
+        if decision.action is Action.SKIP:
+            return
+        try:
+            if decision.action is Action.PATCH and decision.name is not None:
+                self._patch_event(meta.namespace, decision.name, decision.count, at)
+                return
+            self._events.created(key, self._create_event(deployment, event, at))
+        except NotFoundError:  # the Event expired: the next occurrence creates a new one
+            self._events.forget(key)
+        except Exception as error:  # an Event is a courtesy; it must never fail a reconcile
+            self._events.created(key, None)
+            log.warning("could not post Event %s: %s", event.reason, error)
+
+    def _patch_event(self, namespace: str, name: str, count: int, at: datetime) -> None:
+        self._count_write("patch", "Event")
+        self._lookup("v1", "Event").patch(
+            body={"count": count, "lastTimestamp": _stamp(at)},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+
+    def _create_event(self, deployment: ModelDeployment, event: Event, at: datetime) -> str:
         self._count_write("create", "Event")
-        stamp = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+        stamp = _stamp(at)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -239,10 +300,15 @@ class KubeAdapter:
             "reportingComponent": "rollforward.io/operator",
             "reportingInstance": "rollforward",
         }
-        try:
-            self._lookup("v1", "Event").create(body=body, namespace=deployment.metadata.namespace)
-        except Exception as error:  # an Event is a courtesy; it must never fail a reconcile
-            log.warning("could not post Event %s: %s", event.reason, error)
+        created = self._lookup("v1", "Event").create(
+            body=body, namespace=deployment.metadata.namespace
+        )
+        name: str = created.metadata.name
+        return name
+
+
+def _stamp(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 __all__ = ["PLURAL", "KubeAdapter", "load_api_client"]

@@ -18,6 +18,13 @@ class OperatorMetrics:
             ["verb", "kind"],
             registry=self.registry,
         )
+        self.api_reads = Counter(
+            "rollforward_operator_api_reads_total",
+            "Read calls to the Kubernetes API (get, list), by verb and kind; the watches and"
+            " the cache they feed are not counted.",
+            ["verb", "kind"],
+            registry=self.registry,
+        )
         self.reconciles = Counter(
             "rollforward_operator_reconciles_total",
             "Reconciles of ModelDeployments, by result.",

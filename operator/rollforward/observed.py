@@ -27,6 +27,8 @@ class DeploymentHealth:
     ready_replicas: int
     up_to_date: bool
     message: str
+    serving: bool = False
+    """Available with every updated replica ready: traffic may go to it (see `serving`)."""
 
 
 def deployment_health(deployment: Manifest | None) -> DeploymentHealth:
@@ -58,4 +60,42 @@ def deployment_health(deployment: Manifest | None) -> DeploymentHealth:
         if detail:
             message += f"; Deployment says: {detail}"
         return DeploymentHealth(False, ready, up_to_date, message)
-    return DeploymentHealth(True, ready, up_to_date, f"{ready}/{wanted} replicas ready")
+    message = f"{ready}/{wanted} replicas ready"
+    return DeploymentHealth(True, ready, up_to_date, message, serving(deployment))
+
+
+def serving(deployment: Manifest | None) -> bool:
+    """Whether a Deployment may be given traffic: Available, with every wanted replica
+    updated and available and no replica of an older template left running.
+
+    This is what `kubectl rollout status` waits for, plus the Available condition. A
+    Deployment that still runs an older version (a reused name, a rolling update) does not
+    serve, so its users never reach a half-rolled variant; zero wanted replicas never serve.
+    """
+    if deployment is None:
+        return False
+    spec = deployment.get("spec", {})
+    status = deployment.get("status", {}) or {}
+    wanted = int(spec.get("replicas", 1))
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions", []) or []}
+    return (
+        wanted > 0
+        and int(status.get("observedGeneration", 0) or 0)
+        >= int(deployment.get("metadata", {}).get("generation", 0) or 0)
+        and int(status.get("updatedReplicas", 0) or 0) >= wanted
+        and int(status.get("availableReplicas", 0) or 0) >= wanted
+        and int(status.get("replicas", 0) or 0) <= wanted
+        and conditions.get("Available") == "True"
+    )
+
+
+def drained(deployment: Manifest | None) -> bool:
+    """Whether a Deployment serves and no pod of it is still terminating.
+
+    A terminating pod may still answer requests (preStop, graceful shutdown), and a
+    router's old pod routes by its old config until it is gone. `terminatingReplicas`
+    comes with Kubernetes 1.35 (beta, on by default); where the API server does not report
+    it, an absent count is taken as zero and `serving` alone decides.
+    """
+    status = (deployment or {}).get("status", {}) or {}
+    return serving(deployment) and int(status.get("terminatingReplicas", 0) or 0) == 0

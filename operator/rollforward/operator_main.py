@@ -15,9 +15,9 @@ from rollforward.prometheus import PrometheusSource
 from rollforward.settings import OperatorSettings
 
 
-def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
+def run_operator(namespaces: list[str], all_namespaces: bool, shard: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = OperatorSettings()
+    settings = OperatorSettings(shard=shard) if shard else OperatorSettings()
     metrics = OperatorMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
@@ -32,6 +32,7 @@ def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
             metrics=metrics,
         ),
         stores=StoreGateway(kube.read_secret, settings.bento_store_check_seconds),
+        namespaces=None if all_namespaces or not namespaces else namespaces,
     )
     registry = kopf.OperatorRegistry()
     register_handlers(registry, context)
@@ -41,10 +42,18 @@ def run_operator(namespaces: list[str], all_namespaces: bool) -> None:
         clusterwide=all_namespaces or not namespaces,
         namespaces=namespaces,
         standalone=settings.peering_name is None,
-        peering_name=settings.peering_name,
+        peering_name=peering_name(settings),
         priority=_peering_priority(settings),
         liveness_endpoint=liveness,
     )
+
+
+def peering_name(settings: OperatorSettings) -> str | None:
+    """Standby replicas take over within their shard only: one peering object per shard."""
+    shard = settings.owned_shard
+    if settings.peering_name is None or shard.count == 1:
+        return settings.peering_name
+    return f"{settings.peering_name}-shard-{shard.index}-of-{shard.count}"
 
 
 def _peering_priority(settings: OperatorSettings) -> int | None:

@@ -36,16 +36,17 @@ class Cluster(Protocol):
         """The newest pod of each retraining Job, by Job name."""
         ...
 
-    def apply(self, manifest: Manifest) -> None:
-        """Create or update a child (server-side apply)."""
+    def apply(self, manifest: Manifest) -> object:
+        """Create or update a child (server-side apply); an adapter may return the server's
+        answer (the cache keeps it), and the reconcile does not read it."""
         ...
 
     def delete(self, namespace: str, kind: str, name: str) -> None:
         """Delete a child; a missing child is not an error."""
         ...
 
-    def patch_status(self, namespace: str, name: str, patch: Manifest) -> None:
-        """Merge-patch the status subresource."""
+    def patch_status(self, namespace: str, name: str, patch: Manifest) -> object:
+        """Merge-patch the status subresource (the return value is not read)."""
         ...
 
     def create(self, manifest: Manifest) -> None:

@@ -9,9 +9,12 @@ own reason, never a query without credentials.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rollforward.api import ModelDeployment, Reason
 from rollforward.api.spec import MonitoringSpec, SecretKeySelector
@@ -55,6 +58,13 @@ def resolve_target(
     url = monitoring.prometheus_url or settings.prometheus_url
     if url is None:
         return None
+    problem = url_problem(url)
+    if problem is not None:
+        # Named before any query: an HTTP client's parse error reads like an outage or a
+        # malformed answer, and retrying a URL that cannot be parsed never helps.
+        return QueryResult(
+            error=f"{url!r} is not a URL: {problem}", reason=Reason.PROMETHEUS_URL_INVALID
+        )
     try:
         if monitoring.has_access_settings:
             namespace = deployment.metadata.namespace
@@ -64,6 +74,39 @@ def resolve_target(
     except _MissingCredentialError as problem:
         return QueryResult(error=str(problem), reason=Reason.PROMETHEUS_SECRET_MISSING)
     return PrometheusTarget(url)
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL with a host (and a valid port), or None when it is.
+
+    The CRD's pattern only asks for a scheme and no blanks, so `http://host:port/` or
+    `http://[::1` pass it.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsed lazily: a port that is not a number raises here
+    except ValueError as error:
+        return str(error)
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme!r} is not http or https"
+    host = parts.hostname
+    if not host:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    return None if _valid_host(host) else f"{host!r} is not a host name or an IP address"
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
 
 
 def _from_spec(

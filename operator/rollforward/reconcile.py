@@ -28,7 +28,7 @@ from rollforward.bentostore.gather import gather_store
 from rollforward.builders import owner_reference
 from rollforward.decide import Snapshot, decide
 from rollforward.drift.check import DriftInputs
-from rollforward.events import Event
+from rollforward.events import Event, coalesce
 from rollforward.feedback_key import secret_manifest
 from rollforward.fetch import FetchPlan, plan_fetch
 from rollforward.looks import requeue_after
@@ -36,6 +36,8 @@ from rollforward.measurements import QueryResult
 from rollforward.naming import feedback_key_name
 from rollforward.ports import Cluster, MetricsSource
 from rollforward.prometheus_access import PrometheusTarget, SecretReader, resolve_target
+from rollforward.quality import QualityInputs
+from rollforward.quality_estimate import EstimationInputs
 from rollforward.settings import OperatorSettings
 from rollforward.summary import invalid_spec
 
@@ -56,8 +58,21 @@ class ReconcileResult:
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning `old` into `new` at the top level (null removes a key)."""
-    patch: dict[str, Any] = {key: value for key, value in new.items() if old.get(key) != value}
+    """A JSON merge patch (RFC 7386) turning `old` into `new`. Pure.
+
+    The API server merges objects key by key at every depth, so a nested key that `new` lacks
+    (a field that became None) must be sent as null, or the old value stays: an experiment
+    restarted after a promotion kept its predecessor's concludedAt and effect, and never
+    looked again. Lists are replaced whole, as merge patch does."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = status_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
     patch.update({key: None for key in old if key not in new})
     return patch
 
@@ -91,6 +106,20 @@ def fetch_drift(plan: FetchPlan, source: MetricsSource, target: Target) -> Drift
     return DriftInputs(tick, _query(source, target, queries.current, tick), baseline)
 
 
+def fetch_estimation(
+    plan: FetchPlan, source: MetricsSource, target: Target
+) -> EstimationInputs | None:
+    """The histogram and calibration queries, shared by every resource at this tick."""
+    if plan.estimation is None:
+        return None
+    tick, queries = plan.estimation.tick, plan.estimation.queries
+    return EstimationInputs(
+        tick,
+        histogram=_query(source, target, queries.histogram, tick),
+        calibration=_query(source, target, queries.calibration, tick),
+    )
+
+
 def gather_drift(
     deployment: ModelDeployment,
     source: MetricsSource,
@@ -103,6 +132,20 @@ def gather_drift(
     if plan.drift is None:
         return None
     return fetch_drift(plan, source, resolve_target(deployment, settings, read_secret))
+
+
+def gather_estimation(
+    deployment: ModelDeployment,
+    source: MetricsSource,
+    settings: OperatorSettings,
+    now: datetime,
+    read_secret: SecretReader | None = None,
+) -> EstimationInputs | None:
+    """Run (or reuse, within this tick) the estimated-quality queries, if they are due."""
+    plan = plan_fetch(deployment, settings, now)
+    if plan.estimation is None:
+        return None
+    return fetch_estimation(plan, source, resolve_target(deployment, settings, read_secret))
 
 
 def fetch_analysis(plan: FetchPlan, source: MetricsSource, target: Target) -> AnalysisInputs | None:
@@ -127,6 +170,14 @@ def fetch_analysis(plan: FetchPlan, source: MetricsSource, target: Target) -> An
     )
 
 
+def fetch_quality(plan: FetchPlan, source: MetricsSource, target: Target) -> QualityInputs | None:
+    """One interval's outcome counts: the batched query, shared per interval and tick."""
+    if plan.quality is None:
+        return None
+    tick = plan.quality.tick
+    return QualityInputs(tick, _query(source, target, plan.quality.query, tick))
+
+
 def gather(
     deployment: ModelDeployment,
     kube: Cluster,
@@ -145,7 +196,12 @@ def gather(
     )
     reference = plan.reference
     # Secrets are read only when a query is due, not on every reconcile.
-    wants_metrics = plan.drift is not None or reference is not None or plan.analysis is not None
+    wants_metrics = (
+        plan.drift is not None
+        or reference is not None
+        or plan.analysis is not None
+        or plan.quality is not None
+    )
     target = resolve_target(deployment, settings, kube.read_secret) if wants_metrics else None
     jobs = {child: body for (kind, child), body in observed.children.items() if kind == "Job"}
     return Snapshot(
@@ -157,6 +213,8 @@ def gather(
         if reference is not None
         else None,
         analysis=fetch_analysis(plan, source, target),
+        estimation=fetch_estimation(plan, source, target),
+        quality=fetch_quality(plan, source, target),
     )
 
 
@@ -193,7 +251,7 @@ def reconcile(
     patch = status_patch(old_status, dump_status(plan.status))
     if patch:
         kube.patch_status(namespace, name, patch)
-    for event in plan.events:
+    for event in coalesce(plan.events):
         kube.post_event(deployment, event)
     after = requeue_after(deployment.model_copy(update={"status": plan.status}), now())
     return ReconcileResult(len(plan.apply), len(plan.delete), bool(patch), plan.status, after)

@@ -26,7 +26,6 @@ from rollforward.api import (
 )
 from rollforward.api import annotations as steering
 from rollforward.api.status import HISTORY_LIMIT
-from rollforward.bentostore.client import Answer
 from rollforward.bentostore.decisions import gate_refusal
 from rollforward.builders import child_metadata, with_desired_hash
 from rollforward.cron import last_fire_time
@@ -45,6 +44,7 @@ from rollforward.serving.contract import (
     ENV_VERSION,
     RetrainingResult,
 )
+from rollforward.serving.objectstore.client import Answer
 from rollforward.variants import champion_version
 
 ENV_TRIGGER_ID = "ROLLFORWARD_TRIGGER_ID"
@@ -210,8 +210,16 @@ def read_job(job: Manifest | None, pod: Manifest | None) -> JobOutcome:
 
 
 def _message_hint(pod: Manifest | None) -> str:
+    """What the failed pod said: the entrypoint's reasons when it wrote a RetrainingResult
+    (e.g. too few labelled records in the prediction log), else its raw message."""
     message = termination_message(pod)
-    return f" ({message[:200]})" if message else ""
+    if not message:
+        return ""
+    try:
+        reasons = RetrainingResult.from_termination_message(message).reasons
+    except (ValidationError, ValueError):
+        reasons = []
+    return f" ({'; '.join(reasons)[:600] if reasons else message[:200]})"
 
 
 def termination_message(pod: Manifest | None) -> str:

@@ -14,16 +14,23 @@ from rollforward.api import (
     ModelDeployment,
     ModelDeploymentStatus,
     Reason,
+    RouterKind,
     VariantStatus,
     child_event_reason,
 )
 from rollforward.builders import variant_deployment, variant_service
 from rollforward.events import Event
-from rollforward.naming import ANNOTATION_DESIRED_HASH, variant_name
-from rollforward.observed import ChildKey, Manifest, Observed, deployment_health
+from rollforward.naming import (
+    ANNOTATION_DESIRED_HASH,
+    COMPONENT_BENTO,
+    LABEL_COMPONENT,
+    variant_name,
+)
+from rollforward.observed import ChildKey, Manifest, Observed, deployment_health, serving
 from rollforward.routers import router_for
 from rollforward.settings import OperatorSettings
 from rollforward.summary import Facts, ServingFacts, summarize
+from rollforward.traffic_gate import gated_weights, held_deletes
 from rollforward.variants import (
     ServedRole,
     ServedVariant,
@@ -86,7 +93,9 @@ def plan_children(
 ) -> Children:
     """The serving children to write and delete for `status` (which the drift and rollout
     decisions may already have moved on)."""
-    served = served_variants(deployment.spec, status)
+    wanted_split = served_variants(deployment.spec, status)
+    served = _routed(deployment, observed, wanted_split)
+    withheld = [w.name for w, r in zip(wanted_split, served, strict=True) if r.weight < w.weight]
     split = split_summary(served)
     router = router_for(deployment.spec.traffic.router)
     router_plan = router.plan(deployment, served, settings, observed)
@@ -99,16 +108,22 @@ def plan_children(
 
     writes = [d for d in desired if _needs_write(d, observed.get(*_key(d)))]
     wanted = {_key(d) for d in desired}
-    deletes = sorted(
+    unwanted = sorted(
         key for key in observed.children if key[0] in MANAGED_KINDS and key not in wanted
     )
+    router_keys = {_key(o) for o in router_plan.objects}
+    router_let_go = not any(_key(w) in router_keys for w in writes) and router.drained(
+        deployment, observed
+    )
+    split_deletes = held_deletes(unwanted, _variant_children(observed), router_let_go)
+    deletes = split_deletes.now
     events = [_change_event(d, observed.get(*_key(d)) is not None, split) for d in writes]
     events += [
         Event("Normal", child_event_reason("Deleted", kind), f"Deleted {kind} {name}")
         for kind, name in deletes
     ]
     ready, reason, message, up_to_date = _readiness(
-        deployment, served, observed, router_plan.blocked
+        deployment, served, observed, router_plan.blocked, withheld
     )
     facts = ServingFacts(
         ready=ready,
@@ -116,7 +131,7 @@ def plan_children(
         message=message,
         up_to_date=up_to_date,
         blocked=router_plan.blocked is not None,
-        writing=bool(writes or deletes),
+        writing=bool(writes or unwanted),
     )
     new_status = _serving_status(deployment, status, served, observed)
     return Children(writes, deletes, events, facts, new_status)
@@ -134,6 +149,27 @@ def plan_serving(
     children = plan_children(deployment, observed, settings, status or deployment.status)
     summary = summarize(deployment, children.status, Facts(serving=children.facts), now)
     return ServingPlan(children.apply, children.delete, children.events, summary)
+
+
+def _routed(
+    deployment: ModelDeployment, observed: Observed, served: list[ServedVariant]
+) -> list[ServedVariant]:
+    """`served` with weight only for the variants that serve (rollforward.traffic_gate)."""
+    if deployment.spec.traffic.router is RouterKind.SERVICE:
+        return served
+    name = deployment.metadata.name
+    serves = {
+        v.name: serving(observed.get("Deployment", variant_name(name, v.name))) for v in served
+    }
+    return gated_weights(served, serves)
+
+
+def _variant_children(observed: Observed) -> set[ChildKey]:
+    return {
+        key
+        for key, body in observed.children.items()
+        if (body.get("metadata", {}).get("labels") or {}).get(LABEL_COMPONENT) == COMPONENT_BENTO
+    }
 
 
 def _variant_statuses(
@@ -162,8 +198,10 @@ def _readiness(
     served: list[ServedVariant],
     observed: Observed,
     blocked: tuple[Reason, str] | None,
+    withheld: list[str],
 ) -> tuple[bool, Reason, str, bool]:
-    """(ready, reason, message, all children up to date)."""
+    """(ready, reason, message, all children up to date). A variant whose weight the
+    champion holds until it serves (`withheld`) is not ready either."""
     if blocked is not None:
         return False, blocked[0], blocked[1], False
     problems: list[str] = []
@@ -177,6 +215,8 @@ def _readiness(
         up_to_date = up_to_date and health.up_to_date
         if not health.available:
             problems.append(f"variant {variant.name}: {health.message}")
+        elif variant.name in withheld:
+            problems.append(f"variant {variant.name}: rolling out, its users go to the champion")
     if problems:
         return False, Reason.VARIANT_UNAVAILABLE, "; ".join(problems), up_to_date
     router_ok, router_message = router_for(deployment.spec.traffic.router).readiness(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rollforward.sharding import Shard
 
 
 class OperatorSettings(BaseSettings):
@@ -63,3 +65,21 @@ class OperatorSettings(BaseSettings):
     AWS_SECRET_ACCESS_KEY for the operator-wide store; anonymous when empty."""
     bento_store_check_seconds: float = Field(default=60.0, gt=0)
     """How long one check that a bento is in the store is trusted before it is repeated."""
+    debounce_seconds: float = Field(default=0.5, ge=0)
+    """How long events of one ModelDeployment and its children are gathered into one
+    reconcile (from the first of them; a steady stream cannot postpone it)."""
+    relist_seconds: float = Field(default=300.0, gt=0)
+    """Period of the full relist that rebuilds the watch-fed cache (it is also rebuilt when
+    a watch restarts): a bound on how long a missed watch event can go unnoticed."""
+    shard: str = "0/1"
+    """`i/n`: act only on ModelDeployments whose namespace/name hash falls in shard i of n
+    (see rollforward.sharding); 0/1 owns everything."""
+
+    @field_validator("shard")
+    @classmethod
+    def _valid_shard(cls, value: str) -> str:
+        return str(Shard.parse(value))
+
+    @property
+    def owned_shard(self) -> Shard:
+        return Shard.parse(self.shard)

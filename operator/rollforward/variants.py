@@ -62,6 +62,16 @@ def champion_version(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -
     return source
 
 
+def retired(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, variant: Variant) -> bool:
+    """A challenger whose version the operator promoted to champion (onChallengerBetter
+    Promote): it would serve that version a second time, so it leaves as the old champion
+    did, and its share goes to the champion. Git naming the same bento for both (an A/A
+    test) is not a promotion, and a new challenger or champion in Git serves again."""
+    champion = champion_version(spec, status)
+    promoted = champion != spec_source(spec.champion())
+    return variant.role is VariantRole.CHALLENGER and promoted and spec_source(variant) == champion
+
+
 def _from_spec(variant: Variant, version: str, weight: int) -> ServedVariant:
     is_bento = variant.bento is not None or version != (variant.image or "")
     return ServedVariant(
@@ -98,12 +108,16 @@ def served_variants(
         candidate_weight = min(spec.rollout.steps[-1].weight, champion.weight)
 
     served: list[ServedVariant] = []
+    gone = [v for v in spec.variants if retired(spec, status, v)]
     for variant in spec.variants:
+        if variant in gone:
+            continue
         if variant.role is VariantRole.CHAMPION:
             version = champion_version(spec, status)
             if rollout is not None and rollout.promoting:
                 version = rollout.candidate_version
-            served.append(_from_spec(variant, version, variant.weight - candidate_weight))
+            weight = variant.weight + sum(v.weight for v in gone) - candidate_weight
+            served.append(_from_spec(variant, version, weight))
         else:
             served.append(_from_spec(variant, spec_source(variant), variant.weight))
     if rollout is not None:

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devenv.bento import BentoServer, metric_value
 from fixtures.fixtures_bento import SOOM_SERVER_ENV
 from rollforward.serving import contract
+from rollforward.serving.prediction_ids import PredictionIdCodec
 from upsell.generator import records
 
 CHAMPION = {"model": "soom-upsell", "version": "v1"}
@@ -224,5 +225,77 @@ def test_metric_families_have_the_contract_types(
         contract.BASELINE_RATIO: "gauge",
         contract.INPUT_ANOMALIES_TOTAL.removesuffix("_total"): "counter",
         contract.OUTCOMES_TOTAL.removesuffix("_total"): "counter",
+        contract.LABEL_DELAY_SECONDS: "histogram",
         contract.VARIANT_INFO: "gauge",
+        # The bento's training records its calibration (estimated quality before labels).
+        contract.SCORE_CALIBRATION: "gauge",
+        contract.SCORE_CALIBRATION_SAMPLES: "gauge",
+        contract.DECISION_THRESHOLD: "gauge",
     }
+
+
+def _outcome_total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+    return sum(v for (name, _), v in samples.items() if name == contract.OUTCOMES_TOTAL)
+
+
+def _feedback_anomalies(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+    return sum(
+        v
+        for (name, labels), v in samples.items()
+        if name == contract.INPUT_ANOMALIES_TOTAL
+        and dict(labels)["field"] in ("predictionId", "label", "feedback")
+    )
+
+
+def test_feedback_errors_never_change_the_counts_and_are_counted_as_anomalies(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    # Given two predictions, one of them already labelled once,
+    _, predictions = soom_server.post("/predict", good_records[5:7])
+    first, second = (p["predictionId"] for p in predictions)
+    status, answer = soom_server.post("/feedback", {"predictionId": first, "label": "stay"})
+    assert status == 200 and answer == {"accepted": 1, "rejected": []}
+    before = soom_server.metrics()
+    nonce, label, origin, _issued, mac = second.split(".")
+    guessed = PredictionIdCodec("soom-upsell", ["stay", "upgrade"])
+    errors: list[object] = [
+        {"predictionId": first, "label": "upgrade"},  # a duplicate, even with another label
+        {"predictionId": "0123456789abcdef.stay.Y2hhbXBpb24KdjE.1.0123456789ab", "label": "stay"},
+        {"predictionId": guessed.issue("upgrade", "champion", "v1", 0), "label": "upgrade"},
+        {"predictionId": ".".join([nonce, label, origin, "1", mac]), "label": "stay"},  # delay
+        {"predictionId": second, "label": "maybe"},
+        {"predictionId": second},
+        {"label": "stay"},
+        "stay",
+    ]
+    # when every kind of bad feedback arrives, item by item and as bodies,
+    status, answer = soom_server.post("/feedback", errors)
+    statuses = [
+        soom_server.post("/feedback", body)[0]
+        for body in ("just text", [{"predictionId": second, "label": "stay"}] * 1001, b"{nope")
+    ]
+    after = soom_server.metrics()
+    # then nothing is counted as an outcome or a label delay, and each item is an anomaly.
+    assert status == 200 and answer["accepted"] == 0
+    assert [r["index"] for r in answer["rejected"]] == list(range(len(errors)))
+    assert statuses == [422, 422, 400]
+    assert _outcome_total(after) == _outcome_total(before)
+    delays = f"{contract.LABEL_DELAY_SECONDS}_count"
+    assert metric_value(after, delays) == metric_value(before, delays)
+    # The non-JSON body is refused before the service sees it: BentoML counts it as a 400.
+    assert _feedback_anomalies(after) - _feedback_anomalies(before) == len(errors) + 2
+
+
+def test_outcomes_carry_the_variant_and_version_of_the_prediction(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    _, prediction = soom_server.post("/predict", good_records[8])
+    before = soom_server.metrics()
+    soom_server.post("/feedback", {"predictionId": prediction["predictionId"], "label": 1})
+    after = soom_server.metrics()
+
+    origin = {**CHAMPION, "variant": "champion"}
+    delta = metric_value(after, contract.OUTCOMES_TOTAL, label="upgrade", **origin)
+    assert delta - metric_value(before, contract.OUTCOMES_TOTAL, label="upgrade", **origin) == 1
+    delays = f"{contract.LABEL_DELAY_SECONDS}_count"
+    assert metric_value(after, delays, **origin) - metric_value(before, delays, **origin) == 1

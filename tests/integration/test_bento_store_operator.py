@@ -19,7 +19,7 @@ from devenv.loop_manifests import CANDIDATE, CHAMPION, manifest, retraining_resu
 from devenv.operator import OperatorProcess
 from devenv.processes import wait_until
 from devenv.s3 import S3Server
-from rollforward.bentostore.location import bento_key
+from rollforward.serving.objectstore.layout import bento_key
 
 SECRET = "bento-store"
 CHALLENGER = "upsell:v1-gbm"

@@ -18,13 +18,14 @@ from devenv.processes import free_port
 from devenv.s3 import S3Server
 from fixtures.decision_inputs import deployment
 from fixtures.fixtures_bento import SOOM_SERVER_ENV
-from rollforward.bentostore.location import bento_key, store_for
+from rollforward.bentostore.location import store_for
 from rollforward.bentostore.pod import FETCH_CONTAINER
-from rollforward.bentostore.sigv4 import Credentials
 from rollforward.bentostore.view import StoreView, with_store_env
 from rollforward.builders import variant_deployment
 from rollforward.retraining import retraining_job
 from rollforward.serving.contract import ENV_TERMINATION_MESSAGE_PATH, RetrainingResult
+from rollforward.serving.objectstore.layout import bento_key
+from rollforward.serving.objectstore.sigv4 import Credentials
 from rollforward.settings import OperatorSettings
 from rollforward.variants import served_variants
 

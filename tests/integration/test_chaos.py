@@ -28,7 +28,16 @@ from typing import Any
 import pytest
 
 from devenv.cluster import LocalCluster
-from devenv.loop_manifests import CHAMPION, DRIFTED_SHARES, TRAINING_SHARES, manifest
+from devenv.loop_manifests import (
+    CHAMPION,
+    DRIFTED_SHARES,
+    EXPECTED_CHILDREN,
+    TRAINING_SHARES,
+    manifest,
+)
+from devenv.loop_manifests import (
+    CHILD_SELECTOR as SELECTOR,
+)
 from devenv.metrics_exporter import Regime, VariantExporter
 from devenv.operator import OperatorProcess
 from devenv.processes import wait_until
@@ -39,18 +48,12 @@ RUNS = int(os.environ.get("ROLLFORWARD_CHAOS_KILLS", "20"))
 """20 in `make test`; `make soak` sets 200 (SOAK_KILLS)."""
 REPORT_PATH = os.environ.get("ROLLFORWARD_CHAOS_REPORT", "")
 """Where to write the markdown report (`make soak`: bench-results/soak.md); none when empty."""
+RUN_TIMEOUT_SECONDS = 400
+"""More than one run's own waits add up to (330 s); the test's pytest timeout is this times
+the runs, so the session's 900 s never cuts a soak short (it stopped `make soak` after 14 of
+200 kills)."""
 FLOW_SECONDS = 18.0
 """About how long a request takes to become a promotion here; kills land inside it."""
-SELECTOR = "app.kubernetes.io/managed-by=rollforward,rollforward.io/model-deployment=upsell"
-
-
-EXPECTED_CHILDREN = [
-    "ConfigMap/upsell-router",
-    "Deployment/upsell-champion",
-    "Deployment/upsell-router",
-    "Service/upsell-champion",
-    "Service/upsell-router",
-]
 ChaosEnv = tuple[str, LocalPrometheus, VariantExporter, VariantExporter, Path]
 
 
@@ -231,13 +234,17 @@ def run_once(
     )
 
 
-def stratified_kill_time(rng: random.Random, run: int, runs: int) -> float:
-    """A random moment in the run-th of `runs` equal slices of the flow: every run of the test
-    spreads its kills over the whole roll-forward, however the seed falls."""
+def stratified_kill_times(rng: random.Random, runs: int) -> list[float]:
+    """A random moment in each of `runs` equal slices of the flow, in a random order: every
+    run of the test spreads its kills over the whole roll-forward, however the seed falls,
+    and so does any prefix of it (a soak stopped early still covers every phase)."""
     width = (FLOW_SECONDS - 0.5) / runs
-    return rng.uniform(0.5 + run * width, 0.5 + (run + 1) * width)
+    times = [rng.uniform(0.5 + i * width, 0.5 + (i + 1) * width) for i in range(runs)]
+    rng.shuffle(times)
+    return times
 
 
+@pytest.mark.timeout(max(900, RUNS * RUN_TIMEOUT_SECONDS))
 def test_operator_killed_at_random_points_always_ends_promoted(
     local_cluster: LocalCluster, chaos: ChaosEnv, tmp_path: Path
 ) -> None:
@@ -247,8 +254,7 @@ def test_operator_killed_at_random_points_always_ends_promoted(
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
     try:
-        for run in range(RUNS):
-            kill_after = stratified_kill_time(rng, run, RUNS)
+        for run, kill_after in enumerate(stratified_kill_times(rng, RUNS)):
             outcomes.append(run_once(local_cluster, chaos, run, kill_after, tmp_path / f"{run}"))
             local_cluster.kubectl("-n", chaos[0], "delete", "md", "upsell", "--wait=true")
             wait_until(

@@ -64,7 +64,9 @@ def test_ids_cross_versions_and_forgeries_never_count(
     counted = outcomes(candidate)
     assert counted == 1
 
-    guessed = PredictionIdCodec("soom-upsell", ["stay", "upgrade"]).issue("upgrade")
+    guessed = PredictionIdCodec("soom-upsell", ["stay", "upgrade"]).issue(
+        "upgrade", "champion", "v1", 0
+    )
     original = predictions[1]["predictionId"]
     other = "upgrade" if predictions[1]["label"] == "stay" else "stay"
     swapped = original.replace(f".{predictions[1]['label']}.", f".{other}.")

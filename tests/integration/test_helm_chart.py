@@ -28,6 +28,8 @@ import yaml
 from devenv.api_cases import example_manifest
 from devenv.cluster import REPO_ROOT, ClusterBinaries, LocalCluster
 from devenv.operator import OperatorProcess, grant_operator_rbac
+from rollforward.operator_main import peering_name
+from rollforward.settings import OperatorSettings
 
 CHART = REPO_ROOT / "charts" / "rollforward"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -211,6 +213,24 @@ def test_more_than_one_replica_elects_a_leader() -> None:
     namespaced = render("--set", "replicaCount=2", "--set", "watch.namespaces={team-a,team-b}")
     assert sorted(p["metadata"]["namespace"] for p in of_kind(namespaced, "KopfPeering")) == (
         NAMESPACED_CI
+    )
+
+
+def test_shards_are_one_deployment_each_with_their_own_peering() -> None:
+    docs = render("--set", "sharding.shards=2", "--set", "leaderElection.enabled=true")
+    deployments = of_kind(docs, "Deployment")
+    args = [d["spec"]["template"]["spec"]["containers"][0]["args"] for d in deployments]
+    assert [a[-1] for a in args] == ["--shard=0/2", "--shard=1/2"]
+    selectors = [d["spec"]["selector"]["matchLabels"]["rollforward.io/shard"] for d in deployments]
+    assert selectors == ["0", "1"]  # neither Deployment adopts the other's pods
+    peerings = [p["metadata"]["name"] for p in of_kind(docs, "ClusterKopfPeering")]
+    assert peerings == ["rollforward-shard-0-of-2", "rollforward-shard-1-of-2"]
+    # The operator derives the same name from --shard and the peering name.
+    settings = OperatorSettings(peering_name="rollforward", shard="1/2")
+    assert peering_name(settings) == peerings[1]
+    (single,) = of_kind(render(), "Deployment")
+    assert not any(
+        a.startswith("--shard") for a in single["spec"]["template"]["spec"]["containers"][0]["args"]
     )
 
 
@@ -670,6 +690,8 @@ def test_prometheus_credentials_are_mounted_and_named_in_the_environment() -> No
     assert mounts["prometheus-auth"]["readOnly"] is True
 
 
+# Rendered, not enforced: the real node's bridge CNI enforces no NetworkPolicy, and
+# kube-network-policies cannot run on the test kernel (no nftables `queue` expression).
 def test_workload_network_policies_admit_only_routers_prometheus_and_feedback() -> None:
     docs = render(
         "--set", "workloadNetworkPolicy.enabled=true",

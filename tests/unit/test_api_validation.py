@@ -57,7 +57,8 @@ def test_minimal_spec_gets_every_default() -> None:
     }
     spec = parse_model_deployment(minimal).spec
     assert spec.drift.min_samples == 200
-    assert spec.drift.consecutive_breaches == 3
+    assert spec.drift.consecutive_breaches == 2
+    assert spec.drift.window == spec.drift.interval == "5m"
     assert spec.retraining is None
     assert spec.rollout.on_inconclusive.value == "hold"
 

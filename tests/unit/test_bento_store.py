@@ -20,16 +20,17 @@ from rollforward.api import (
     VariantStatus,
 )
 from rollforward.api.spec import BentoStoreSpec
-from rollforward.bentostore.client import Answer, Presence, StoreError
 from rollforward.bentostore.decisions import bentos_to_delete, gate_refusal, referenced_tags
 from rollforward.bentostore.gateway import StoreGateway
-from rollforward.bentostore.location import bento_key, store_for, tag_of_key
+from rollforward.bentostore.location import store_for
 from rollforward.bentostore.pod import FETCH_CONTAINER, job_with_store
-from rollforward.bentostore.sigv4 import EMPTY_SHA256, Credentials, sign
 from rollforward.bentostore.view import StoreView, store_facts, with_variant_reasons
 from rollforward.builders import variant_deployment
 from rollforward.conditions import find_condition
 from rollforward.retraining import gate
+from rollforward.serving.objectstore.client import Answer, Presence, StoreError
+from rollforward.serving.objectstore.layout import bento_key, tag_of_key
+from rollforward.serving.objectstore.sigv4 import EMPTY_SHA256, Credentials, sign
 from rollforward.settings import OperatorSettings
 from rollforward.summary import Facts, ServingFacts, summarize
 from rollforward.variants import served_variants

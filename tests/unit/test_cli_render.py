@@ -184,3 +184,26 @@ def test_long_operator_messages_are_clipped_to_one_line_unless_wide() -> None:
     assert "query failed: " + "x" * 85 + "…" in clipped
     assert all(len(line) < 160 for line in clipped.splitlines())
     assert "x" * 300 in render_get(model, NOW, Style(message_width=None))
+
+
+def test_get_shows_each_variants_estimated_quality_and_its_assumption() -> None:
+    body = phase_body("Stable")
+    body["status"]["estimatedQuality"] = {
+        "window": "1h",
+        "estimatedAt": "2026-11-27T11:57:00Z",
+        "variants": [
+            {
+                "variant": "champion",
+                "version": "upsell:v1",
+                "samples": 1200,
+                "accuracy": {"value": 0.8213, "lower": 0.8011, "upper": 0.8415},
+                "precision": {"value": 0.74, "lower": 0.7, "upper": 0.78},
+                "recall": {"value": 0.62, "lower": 0.58, "upper": 0.66},
+            },
+            {"variant": "challenger", "version": "upsell:v0", "reason": "no calibration"},
+        ],
+    }
+    text = render_get(parse_model_deployment(body), NOW, PLAIN)
+    assert "not concept drift" in text
+    assert "82.1% (80.1-84.2)" in text
+    assert "no calibration" in text

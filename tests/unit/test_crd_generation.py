@@ -6,6 +6,7 @@ from typing import Any
 
 from devenv.api_cases import REPO
 from rollforward.api.crd import CRD_FILE, custom_resource_definition, render_crd_yaml
+from rollforward.api.spec import ModelDeploymentSpec
 from rollforward.cli import main
 
 
@@ -77,3 +78,19 @@ def test_nested_objects_default_so_live_objects_equal_git() -> None:
     for name in ("traffic", "monitoring", "drift", "rollout"):
         assert spec["properties"][name]["default"] == {}, name
     assert "default" not in spec["properties"]["retraining"]
+
+
+def test_objects_that_are_none_unless_set_get_no_default() -> None:
+    """A `{}` default would switch them on in every live object: an unset experiment became
+    an experiment without quality, and the API server rejected the README's example."""
+    spec = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
+        "properties"
+    ]["spec"]
+    off_unless_set = [
+        field.alias or name
+        for name, field in ModelDeploymentSpec.model_fields.items()
+        if field.default is None and not field.is_required()
+    ]
+    assert {"retraining", "experiment"} <= set(off_unless_set)
+    for name in off_unless_set:
+        assert "default" not in spec["properties"][name], name

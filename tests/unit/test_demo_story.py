@@ -8,37 +8,59 @@ from pathlib import Path
 from typing import Any
 
 from devenv.api_cases import example_manifest
-from devenv.demo import COMPRESSED_STEPS, FAULTY_RETRAIN, demo_manifest
+from devenv.demo import (
+    COMPRESSED_STEPS,
+    FAULTY_RETRAIN,
+    FAULTY_RETRAIN_CONFIGMAP,
+    demo_manifest,
+    faulty_retrain_configmap,
+)
+from devenv.demo_env import project_images, prometheus_service, prometheus_url
 from devenv.demo_report import StoryReport, blast_radius, bucketed_shares, write_report
-from devenv.demo_timeline import key_figures, snapshot_of, timeline_line
+from devenv.demo_timeline import PodTable, key_figures, milestone_of, snapshot_of, timeline_line
+from devenv.operator_chart import operator_values
 from devenv.traffic import TrafficRecord
 from rollforward.api.resource import ModelDeployment
 
-CHAMPION = "soom-upsell:abc"
+CHAMPION = "upsell:v1"
 
 
 def compressed(bad_candidate: bool = False) -> tuple[dict[str, Any], list[str]]:
-    return demo_manifest(
-        example_manifest(),
-        namespace="demo",
-        champion_tag=CHAMPION,
-        prometheus_url="http://127.0.0.1:9090",
-        bad_candidate=bad_candidate,
-    )
+    return demo_manifest(example_manifest(), namespace="demo", bad_candidate=bad_candidate)
 
 
-def test_the_compressed_example_is_still_a_valid_model_deployment() -> None:
+def test_the_compressed_example_keeps_the_examples_bentos_split_and_prometheus() -> None:
     manifest, notes = compressed()
     deployment = ModelDeployment.model_validate(manifest)
     assert deployment.metadata.namespace == "demo"
-    [champion] = deployment.spec.variants
-    assert (champion.bento, champion.weight, champion.replicas) == (CHAMPION, 100, 1)
-    assert deployment.spec.monitoring.prometheus_url == "http://127.0.0.1:9090"
+    champion, challenger = deployment.spec.variants
+    assert (champion.bento, champion.weight, champion.replicas) == (CHAMPION, 90, 1)
+    assert (challenger.role, challenger.bento, challenger.weight) == (
+        "challenger",
+        "upsell:v1-gbm",
+        10,
+    )
+    # The example's URL, which the demo serves through a Service of that name.
+    assert deployment.spec.monitoring.prometheus_url == prometheus_url()
     assert len(deployment.spec.rollout.steps) == len(COMPRESSED_STEPS)
-    # The example's own retraining command is kept: it is what the demo shows working.
+    # The example's own retraining command and image are kept: what the demo shows working.
     container = manifest["spec"]["retraining"]["template"]["spec"]["containers"][0]
     assert container["command"][:3] == ["python", "-m", "upsell.retrain"]
-    assert any("challenger" in note and "dropped" in note for note in notes)
+    assert container["image"] == "rollforward/upsell-trainer:0.1.0"
+    assert any("replicas 2 -> 1" in note for note in notes)
+
+
+def test_the_examples_prometheus_service_points_at_the_nodes_prometheus() -> None:
+    namespace, service, endpoints = prometheus_service("10.250.0.1", 41234)
+    assert prometheus_url() == "http://prometheus.monitoring.svc:9090"
+    assert (service["metadata"]["name"], service["metadata"]["namespace"]) == (
+        "prometheus",
+        namespace["metadata"]["name"],
+    )
+    assert "selector" not in service["spec"]
+    assert endpoints["metadata"]["labels"] == {"kubernetes.io/service-name": "prometheus"}
+    assert endpoints["endpoints"][0]["addresses"] == ["10.250.0.1"]
+    assert endpoints["ports"][0]["port"] == 41234
 
 
 def test_the_example_itself_is_not_changed() -> None:
@@ -51,11 +73,31 @@ def test_the_example_itself_is_not_changed() -> None:
 def test_a_bad_candidate_story_retrains_with_the_faulty_entrypoint() -> None:
     manifest, notes = compressed(bad_candidate=True)
     ModelDeployment.model_validate(manifest)
-    container = manifest["spec"]["retraining"]["template"]["spec"]["containers"][0]
+    pod = manifest["spec"]["retraining"]["template"]["spec"]
+    container = pod["containers"][0]
     assert container["command"] == FAULTY_RETRAIN
-    [pythonpath] = [e["value"] for e in container["env"] if e["name"] == "PYTHONPATH"]
-    assert pythonpath.endswith("/hack")
+    assert container["image"] == "rollforward/upsell-trainer:0.1.0"
+    [mount] = container["volumeMounts"]
+    assert FAULTY_RETRAIN[1].startswith(mount["mountPath"] + "/")
+    [volume] = pod["volumes"]
+    assert volume["configMap"]["name"] == FAULTY_RETRAIN_CONFIGMAP == mount["name"]
+    configmap = faulty_retrain_configmap("demo")
+    assert "export_to_store" in configmap["data"][FAULTY_RETRAIN[1].rsplit("/", 1)[1]]
     assert any("503" in note for note in notes)
+
+
+def test_each_milestone_is_named_once_from_the_latest_state() -> None:
+    base = snapshot_of(status("Stable"), 1.0, "baseline")
+    ready = replace(base, ready=True)
+    assert milestone_of(replace(base, ready=False), CHAMPION) is None
+    assert milestone_of(ready, CHAMPION) == "baseline"
+    assert milestone_of(replace(ready, drifted=True), CHAMPION) == "drift detected"
+    assert milestone_of(replace(ready, drifted=True, job="upsell-r1"), CHAMPION) == (
+        "retraining Job"
+    )
+    assert milestone_of(replace(ready, job="upsell-r1", step=0), CHAMPION) == "canary"
+    assert milestone_of(replace(ready, champion="upsell:new"), CHAMPION) == "promoted"
+    assert milestone_of(replace(ready, phase="RolledBack", step=0), CHAMPION) == "rolled back"
 
 
 def status(phase: str, champion: str = CHAMPION, **extra: Any) -> dict[str, Any]:
@@ -139,10 +181,18 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
     ]
     figures = key_figures(snapshots, drift_onset=5.0)
     records = [record(1.0, "champion"), replace(record(7.0, "candidate"), status=502)]
+    pods = PodTable(
+        "baseline",
+        1.5,
+        "NAME   READY   STATUS    NODE\nupsell-champion-x   1/1   Running   rf-node",
+    )
     report = StoryReport("Demo", "Timeout", figures, snapshots, records, 0.0, 20.0,
-                         notes=["compressed"], significance=0.01)  # fmt: skip
+                         notes=["compressed"], significance=0.01,
+                         pod_tables=[pods])  # fmt: skip
     path = write_report(report, tmp_path)
     text = path.read_text()
+    assert "## Pods at each milestone" in text and "baseline, at 1.5 s:" in text
+    assert "upsell-champion-x   1/1   Running   rf-node" in text
     assert "| drift detected (Drifted=True) | 7.0 s |" in text
     assert "'502 from candidate': 1" in text and "- compressed" in text
     assert "## Blast radius of the canary" in text
@@ -160,7 +210,23 @@ def test_the_blast_radius_counts_the_candidates_failures_until_the_last() -> Non
     assert radius.seconds_to_end() == 5.0
 
 
-def test_the_demo_looks_at_the_canary_every_two_seconds() -> None:
+def test_the_demo_looks_at_the_canary_every_second_the_scrape_interval() -> None:
     manifest, notes = compressed()
-    assert manifest["spec"]["rollout"]["analysis"]["interval"] == "2s"
+    assert manifest["spec"]["rollout"]["analysis"]["interval"] == "1s"
+    assert manifest["spec"]["rollout"]["analysis"]["maxLatencyRatio"] == 3.0
+    assert example_manifest()["spec"]["rollout"]["analysis"]["maxLatencyRatio"] == 1.5
     assert any("rollout.analysis.interval" in note for note in notes)
+
+
+def test_the_operator_chart_values_name_the_project_images_and_the_examples_prometheus() -> None:
+    store = {"bentoStore": {"endpoint": "http://10.250.0.1:9000", "credentialsSecret": "s"}}
+    values = operator_values(["demo"], prometheus_url(), store)
+    assert values["watch"] == {"namespaces": ["demo"]}
+    assert values["image"]["pullPolicy"] == "IfNotPresent"
+    config = values["config"]
+    assert config["prometheusUrl"] == "http://prometheus.monitoring.svc:9090"
+    references = {
+        f"{config[key]['repository']}:{config[key]['tag']}" for key in ("bentoImage", "routerImage")
+    }
+    assert references <= set(project_images())
+    assert values["bentoStore"] == store["bentoStore"]

@@ -47,7 +47,7 @@ def test_queries_do_not_depend_on_the_resource() -> None:
     b = drift_queries(deployment(mutate=lambda spec: spec.update(model="other")))
     assert a == b
     assert "sum by (namespace, model, version, variant, label, segment)" in a.current
-    assert "[600s]" in a.current
+    assert "[300s]" in a.current
     assert a.baseline is not None and "rollforward_baseline_ratio" in a.baseline
 
 
@@ -90,10 +90,12 @@ def test_shifted_distribution_breaches_and_k_breaches_set_drifted_with_an_event(
     assert first.report.outcome is DriftVerdict.DRIFT
     assert not first.tracking.drifted
     status = md.status
-    for _ in range(3):
+    breaches = md.spec.drift.consecutive_breaches
+    for k in range(1, breaches + 1):
         md = md.model_copy(update={"status": status})
         result = run_check(md, DriftInputs(tick=T0, current=current(150, 850), baseline=BASELINE))
         status, events = apply_check(md, status, result, T0)
+        assert status.drift_tracking.drifted is (k == breaches)
     drifted = find_condition(status.conditions, ConditionType.DRIFTED)
     assert drifted is not None and drifted.status == "True" and drifted.reason == "DriftDetected"
     assert status.drift_tracking.drifted_since == T0
@@ -156,8 +158,9 @@ def test_status_reports_the_effect_and_the_false_episode_time() -> None:
     assert effect.estimate == pytest.approx(0.15)
     assert effect.minimum == 0.03 and effect.lower >= effect.minimum
     assert effect.confidence == pytest.approx(0.99)
-    # The example's cadence: 10m window every 5m, 3 breaches, significance 0.01.
-    assert result.report.false_episode_days == pytest.approx(108, rel=0.05)
+    # The example's cadence: 5m windows every 5m (independent checks), 2 breaches, 0.01:
+    # 0.99 x 0.01^2 per check, one check every 5 minutes.
+    assert result.report.false_episode_days == pytest.approx(300 / 0.99e-4 / 86_400, rel=0.01)
 
 
 def test_a_significant_shift_below_min_effect_is_no_drift_in_status() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fixtures.decision_inputs import deployment
 from rollforward.api import DriftStatistic, DriftVerdict
+from rollforward.drift.check import criteria as drift_criteria
 from rollforward.drift.statistics import (
     BaselineCounts,
     BaselineProportions,
@@ -20,6 +22,8 @@ from rollforward.drift.statistics import (
 )
 
 TRAINING = BaselineProportions(proportions={"pos": 0.3, "neg": 0.7})
+TRAINING_WINDOW = {"pos": 0.3 * 120_000, "neg": 0.7 * 120_000}
+"""A reference window of 120,000 predictions with the training shares."""
 TEN = {
     f"c{i}": p for i, p in enumerate((0.25, 0.18, 0.14, 0.11, 0.09, 0.07, 0.06, 0.04, 0.03, 0.03))
 }
@@ -34,17 +38,19 @@ def effect_of(report_effect: EffectSize | None) -> EffectSize:
     return report_effect
 
 
+@pytest.mark.parametrize("baseline_kind", ["training", "window"])
 @pytest.mark.parametrize("statistic", list(DriftStatistic))
 def test_a_significant_shift_below_the_minimum_effect_does_not_fire(
-    statistic: DriftStatistic,
+    statistic: DriftStatistic, baseline_kind: str
 ) -> None:
-    # 200 predictions/s for 10 minutes, positive rate 30% -> 31.5%: p ~ 1e-19, 1.5 points.
+    # 200 predictions/s for 10 minutes, positive rate 30% -> 31.5%: p < 1e-10, 1.5 points.
     n = 120_000
     current = {"pos": 0.315 * n, "neg": 0.685 * n}
+    baseline = TRAINING if baseline_kind == "training" else BaselineCounts(counts=TRAINING_WINDOW)
     # PSI/JS thresholds set tiny so that only the effect gate can stop them.
     loose = {"threshold": 1e-6} if statistic is not DriftStatistic.CHI_SQUARE else {}
-    gated = evaluate_drift(current, TRAINING, criteria(statistic, **loose))
-    alone = evaluate_drift(current, TRAINING, criteria(statistic, min_effect=0.0, **loose))
+    gated = evaluate_drift(current, baseline, criteria(statistic, **loose))
+    alone = evaluate_drift(current, baseline, criteria(statistic, min_effect=0.0, **loose))
 
     segment = gated.segments[0]
     assert segment.p_value is not None and segment.p_value < 1e-10
@@ -68,6 +74,25 @@ def test_a_shift_whose_interval_clears_the_minimum_fires(statistic: DriftStatist
     assert 0.03 <= effect.lower < 0.1 < effect.upper
     assert effect.confidence == pytest.approx(0.99)
     assert "TVD 10.0 pt (99% CI" in report.reason
+
+
+@pytest.mark.parametrize("statistic", list(DriftStatistic))
+def test_a_significant_move_among_ten_classes_below_the_minimum_does_not_fire(
+    statistic: DriftStatistic,
+) -> None:
+    # 2 points moved from the largest class to a rare one, over 200,000 predictions.
+    n = 200_000
+    shares = dict(TEN)
+    shares["c0"] -= 0.02
+    shares["c9"] += 0.02
+    current = {label: share * n for label, share in shares.items()}
+    loose = {"threshold": 1e-6} if statistic is not DriftStatistic.CHI_SQUARE else {}
+    baseline = BaselineProportions(proportions=TEN)
+    alone = evaluate_drift(current, baseline, criteria(statistic, min_effect=0.0, **loose))
+    gated = evaluate_drift(current, baseline, criteria(statistic, **loose))
+    assert alone.verdict is DriftVerdict.DRIFT
+    assert gated.verdict is DriftVerdict.NO_DRIFT
+    assert effect_of(gated.segments[0].effect).estimate == pytest.approx(0.02)
 
 
 def test_the_point_estimate_above_the_minimum_is_not_enough() -> None:
@@ -175,3 +200,22 @@ def test_min_effect_zero_is_the_test_alone() -> None:
     report = evaluate_drift(current, TRAINING, criteria(DriftStatistic.CHI_SQUARE, min_effect=0.0))
     assert report.verdict is DriftVerdict.DRIFT
     assert "minEffect 0.0 pt" in report.reason
+
+
+def test_at_the_crd_defaults_5_per_second_tells_a_step_from_a_wobble() -> None:
+    """The two claims of `make bench-drift` at 5 predictions/s, one window each.
+
+    The default window holds 1,500 predictions at 5/s. A window wholly after a +10 point
+    step fires even when it comes out 3 standard errors low; the peak of a +/-1.5 point
+    wobble does not fire even when it comes out 3 standard errors high.
+    """
+    rules = drift_criteria(deployment())
+    n = 1_500
+    assert rules.alpha == 0.01 and rules.min_effect == 0.03
+    low_step = 0.40 - 3 * np.sqrt(0.4 * 0.6 / n)
+    high_wobble = 0.315 + 3 * np.sqrt(0.315 * 0.685 / n)
+    step = evaluate_drift({"pos": low_step * n, "neg": (1 - low_step) * n}, TRAINING, rules)
+    wobble = evaluate_drift({"pos": high_wobble * n, "neg": (1 - high_wobble) * n}, TRAINING, rules)
+    assert step.verdict is DriftVerdict.DRIFT
+    assert wobble.verdict is DriftVerdict.NO_DRIFT
+    assert wobble.segments[0].p_value is not None and wobble.segments[0].p_value < 0.01

@@ -42,7 +42,7 @@ from rollforward.retraining import trigger_id
 from rollforward.variants import served_variants
 
 DRIFTED = DriftTracking(drifted=True, breach_streak=3, checks=5, drifted_since=T0)
-READY = DeploymentHealth(True, 1, True, "1/1 ready")
+READY = DeploymentHealth(True, 1, True, "1/1 ready", serving=True)
 
 
 def step(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from devenv.nginx_split_clients import assigned_variant, bucket_bounds, murmur_hash2
 from rollforward.routers.nginx_config import (
     DEFAULT_SERVED_BY_HEADER,
+    UPSTREAM_ATTEMPTS,
     NginxRouterConfig,
     RoutedVariant,
     SplitBucket,
@@ -271,11 +272,22 @@ class TestRenderedText:
 
     def test_one_upstream_per_variant_without_resolving(self) -> None:
         text = render_nginx_config(make_config())
-        assert "upstream rollforward-champion {\n        server champion.models.svc:3000;" in text
-        assert (
-            "upstream rollforward-challenger {\n        server challenger.models.svc:3000;" in text
-        )
+        champion = "        server champion.models.svc:3000 max_fails=0;\n"
+        challenger = "        server challenger.models.svc:3000 max_fails=0;\n"
+        assert f"upstream rollforward-champion {{\n{champion * UPSTREAM_ATTEMPTS}    }}" in text
+        assert f"upstream rollforward-challenger {{\n{challenger * UPSTREAM_ATTEMPTS}    }}" in text
         assert "resolver" not in text
+
+    def test_a_failed_connect_is_retried_on_the_same_variant_and_a_sent_post_never(
+        self,
+    ) -> None:
+        text = render_nginx_config(make_config())
+        assert "proxy_next_upstream error timeout http_502;" in text
+        assert "non_idempotent" not in text
+        assert f"proxy_next_upstream_tries {UPSTREAM_ATTEMPTS};" in text
+        # No idle upstream connection for a stopping bento to close under a request.
+        assert "keepalive" not in text
+        assert "worker_shutdown_timeout" in text
         assert "proxy_pass http://rollforward-$rf_variant;" in text
 
     def test_served_by_header_is_added_always_and_hidden_from_upstream(self) -> None:

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 
 from devenv.api_cases import example_manifest
+from fixtures.decision_inputs import serving_deployments
 from rollforward.api import parse_model_deployment
-from rollforward.builders import BENTOML_HOME, variant_deployment
-from rollforward.observed import Observed
+from rollforward.builders import BENTOML_HOME
 from rollforward.pod_security import TMP_PATH, with_restricted_defaults
 from rollforward.retraining import retraining_job
-from rollforward.routers.nginx import LISTEN_PORT, NginxRouter, nginx_command
+from rollforward.routers.nginx import LISTEN_PORT, nginx_command
 from rollforward.settings import OperatorSettings
-from rollforward.variants import served_variants
 
 Manifest = dict[str, Any]
 SETTINGS = OperatorSettings()
@@ -24,15 +23,7 @@ SETTINGS = OperatorSettings()
 
 def operator_pods() -> dict[str, Manifest]:
     """The pod specs of the bento and router Deployments for the README's example."""
-    md = parse_model_deployment({**example_manifest(), "metadata": {"name": "u", "uid": "1"}})
-    served = served_variants(md.spec, md.status)
-    plan = NginxRouter().plan(md, served, SETTINGS, Observed())
-    (router,) = [o for o in plan.objects if o["kind"] == "Deployment"]
-    bento = variant_deployment(md, served[0], SETTINGS)
-    return {
-        "bento": bento["spec"]["template"]["spec"],
-        "router": router["spec"]["template"]["spec"],
-    }
+    return {kind: d["spec"]["template"]["spec"] for kind, d in serving_deployments().items()}
 
 
 @pytest.mark.parametrize("kind", ["bento", "router"])

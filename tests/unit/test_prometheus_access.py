@@ -11,13 +11,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devenv.api_cases import example_manifest
 from fixtures.decision_inputs import T0
 from fixtures.fakes import FakeCluster
 from rollforward.api import ConditionType, Reason, parse_model_deployment
 from rollforward.conditions import find_condition
 from rollforward.measurements import QueryResult
-from rollforward.prometheus_access import PrometheusAccess, PrometheusTarget, resolve_target
+from rollforward.prometheus_access import (
+    PrometheusAccess,
+    PrometheusTarget,
+    resolve_target,
+    url_problem,
+)
 from rollforward.reconcile import reconcile
 from rollforward.settings import OperatorSettings
 
@@ -95,6 +102,34 @@ def test_a_missing_key_is_named() -> None:
     reason, message = run(body, cluster, RecordingMetrics(QueryResult()))
     assert reason == Reason.PROMETHEUS_SECRET_MISSING
     assert "'password'" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://[::1", "IPv6"),
+        ("http://prometheus:port/", "Port"),
+        ("http://:9090", "no host"),
+        ("http://%zz:9090", "not a host name"),
+        ("http://prometheus..monitoring:9090", "not a host name"),
+        ("http://prometheus:99999", "out of range"),
+    ],
+)
+def test_a_url_that_passes_the_schema_but_is_not_a_url_is_named(url: str, named: str) -> None:
+    metrics = RecordingMetrics(QueryResult())
+    reason, message = run(manifest(prometheusUrl=url), FakeCluster(), metrics)
+    assert reason == Reason.PROMETHEUS_URL_INVALID
+    assert named in message and "is not a URL" in message
+    assert metrics.seen == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9090", "https://prom.monitoring.svc:9090/prefix", "http://[::1]:9090",
+     "http://thanos_query:10902"],
+)  # fmt: skip
+def test_real_urls_have_no_problem(url: str) -> None:
+    assert url_problem(url) is None
 
 
 def test_tls_and_credential_reasons_reach_the_condition() -> None:

@@ -14,6 +14,7 @@ from devenv.prometheus import default_pod_job
 from devenv.scrape_config import (
     POD_RELABELINGS,
     kubernetes_sd_labels,
+    pod_monitor_kubernetes_sd_config,
     pod_monitor_scrape_config,
     relabel_config,
 )
@@ -111,3 +112,16 @@ def test_kubernetes_sd_labels_spell_label_keys_as_prometheus_does() -> None:
         "__meta_kubernetes_pod_label_rollforward_io_variant": "c",
         "__meta_kubernetes_pod_labelpresent_rollforward_io_variant": "true",
     }
+
+
+def test_a_pod_monitor_over_kubernetes_sd_has_the_same_rules_and_its_namespaces() -> None:
+    tls = {"ca_file": "ca.pem"}
+    monitor = {"spec": {**POD_MONITOR["spec"], "namespaceSelector": {"matchNames": ["demo"]}}}
+    job = pod_monitor_kubernetes_sd_config(monitor, "bentos", "https://127.0.0.1:6443", tls)
+    file_job = pod_monitor_scrape_config(POD_MONITOR, "bentos", ["pods.json"])
+    assert job["relabel_configs"] == file_job["relabel_configs"]
+    assert (job["honor_labels"], job["metrics_path"]) == (True, "/metrics")
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "api_server": "https://127.0.0.1:6443",
+                                             "tls_config": tls,
+                                             "namespaces": {"names": ["demo"]}}]  # fmt: skip
+    assert "file_sd_configs" not in job

@@ -66,7 +66,8 @@ def test_metric_names_and_labels_are_the_documented_ones() -> None:
     assert contract.PREDICTIONS_LABELS == ("model", "version", "variant", "label", "segment")
     assert contract.BASELINE_RATIO_LABELS == ("model", "version", "label")
     assert contract.INPUT_ANOMALIES_LABELS == ("model", "version", "field", "kind")
-    assert contract.OUTCOMES_LABELS == ("model", "version", "label", "predicted")
+    assert contract.OUTCOMES_LABELS == ("model", "version", "variant", "label", "predicted")
+    assert contract.LABEL_DELAY_LABELS == ("model", "version", "variant")
 
 
 def test_contract_module_imports_only_stdlib_and_pydantic() -> None:

@@ -7,27 +7,43 @@ import pytest
 from rollforward.serving.contract import AnomalyKind
 from rollforward.serving.feedback import FeedbackItem, feedback_items, parse_feedback
 from rollforward.serving.inputs import InputAnomaly
-from rollforward.serving.prediction_ids import PredictionIdCodec, RecentIds
+from rollforward.serving.prediction_ids import IssuedPrediction, PredictionIdCodec, RecentIds
 
 LABELS = ("stay", "upgrade")
+NOW = 1_750_000_000.7
 
 
-def test_ids_read_back_their_label_in_another_process_with_the_same_key() -> None:
-    issued = PredictionIdCodec("soom", LABELS).issue("upgrade")
+def _issue(codec: PredictionIdCodec, label: str = "upgrade") -> str:
+    return codec.issue(label, "challenger", "v1.2-gbm", NOW)
 
-    assert PredictionIdCodec("soom", LABELS).read(issued) == "upgrade"
+
+def test_ids_read_back_label_origin_and_time_in_another_process_with_the_same_key() -> None:
+    issued = _issue(PredictionIdCodec("soom", LABELS))
+
+    read = PredictionIdCodec("soom", LABELS).read(issued)
+    assert read == IssuedPrediction("upgrade", "challenger", "v1.2-gbm", 1_750_000_000)
     assert PredictionIdCodec("other-model", LABELS).read(issued) is None
 
 
+def test_tampering_with_the_origin_or_time_breaks_the_id() -> None:
+    codec = PredictionIdCodec("soom", LABELS)
+    nonce, label, origin, issued, mac = _issue(codec).split(".")
+    champion = codec.issue("upgrade", "champion", "v1.2-gbm", NOW).split(".")[2]
+
+    assert codec.read(".".join([nonce, label, champion, issued, mac])) is None
+    assert codec.read(".".join([nonce, label, origin, "1", mac])) is None
+
+
 @pytest.mark.parametrize(
-    "forged", ["", "abc", "a.b.c", None, 12, "0123456789abcdef.upgrade.000000000000"]
+    "forged",
+    ["", "abc", "a.b.c", None, 12, "0123456789abcdef.upgrade.Y2hhbXBpb24KdjE.1.000000000000"],
 )
 def test_ids_not_issued_by_the_codec_are_refused(forged: object) -> None:
     assert PredictionIdCodec("soom", LABELS).read(forged) is None
 
 
 def test_tampering_with_the_label_breaks_the_id() -> None:
-    issued = PredictionIdCodec("soom", LABELS).issue("upgrade")
+    issued = _issue(PredictionIdCodec("soom", LABELS))
 
     assert PredictionIdCodec("soom", LABELS).read(issued.replace("upgrade", "stay")) is None
 

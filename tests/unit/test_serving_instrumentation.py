@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from devenv.bento import metric_value, parse_metrics
 from rollforward.serving import contract
+from rollforward.serving.calibration import ScoreCalibration
 from rollforward.serving.contract import AnomalyKind
 from rollforward.serving.inputs import InputAnomaly
 from rollforward.serving.instrumentation import Instrumentation
@@ -30,6 +33,7 @@ def make(
     key: str = KEY,
     version: str = "v2",
     variant: str = "challenger",
+    clock: Callable[[], float] = time.time,
 ) -> Instrumentation:
     config = ServingSettings(
         model="soom",
@@ -47,6 +51,7 @@ def make(
         {"stay": 0.7, "upgrade": 0.3},
         metrics=metrics,
         logger=logging.getLogger("test.serving"),
+        clock=clock,
     )
 
 
@@ -225,3 +230,57 @@ def test_forged_ids_are_anomalies_and_never_outcomes() -> None:
     assert outcomes(registry) == 0
     samples = scrape(registry)
     assert metric_value(samples, contract.INPUT_ANOMALIES_TOTAL, kind="unknown_prediction_id") == 2
+
+
+def test_the_training_calibration_is_exported_on_the_histogram_buckets() -> None:
+    registry = CollectorRegistry()
+    instrumentation = make(registry)
+    table = ScoreCalibration(upper_edges=[0.5, 1.0], samples=[10, 20], positives=[1, 15])
+
+    exported = instrumentation.publish_calibration(table.model_dump(mode="json", by_alias=True))
+    samples = scrape(registry)
+
+    assert exported
+    assert metric_value(samples, contract.SCORE_CALIBRATION, le="0.5", **IDENTITY) == 0.1
+    assert metric_value(samples, contract.SCORE_CALIBRATION, le="1.0", **IDENTITY) == 0.75
+    assert metric_value(samples, contract.SCORE_CALIBRATION_SAMPLES, le="1.0", **IDENTITY) == 20
+    assert metric_value(samples, contract.DECISION_THRESHOLD, **IDENTITY) == 0.5
+
+
+def test_a_model_without_a_valid_calibration_exports_none() -> None:
+    registry = CollectorRegistry()
+    instrumentation = make(registry)
+
+    assert not instrumentation.publish_calibration(None)
+    assert not instrumentation.publish_calibration({"samples": [1], "positives": [2]})
+    names = {name for name, _ in scrape(registry)}
+    assert contract.SCORE_CALIBRATION not in names
+
+
+def test_outcome_counts_for_the_variant_that_predicted_with_its_label_delay() -> None:
+    # Given a challenger prediction at t=1000 and a champion process sharing the key,
+    clock = [1000.0]
+    challenger = make(
+        CollectorRegistry(), version="v2-gbm", variant="challenger", clock=lambda: clock[0]
+    )
+    prediction_id = challenger.record_prediction("upgrade", 0.8, {})
+    registry = CollectorRegistry()
+    champion = make(registry, version="v1", variant="champion", clock=lambda: clock[0])
+    # when its label reaches the champion 2 hours later,
+    clock[0] += 7200.0
+    assert champion.record_feedback({"predictionId": prediction_id, "label": "upgrade"}).accepted
+    # then the outcome and the delay are the challenger's, not the receiving champion's.
+    samples = scrape(registry)
+    origin = {"model": "soom", "version": "v2-gbm", "variant": "challenger"}
+    assert metric_value(samples, contract.OUTCOMES_TOTAL, label="upgrade", **origin) == 1
+    assert metric_value(samples, contract.OUTCOMES_TOTAL, variant="champion") == 0
+    assert metric_value(samples, f"{contract.LABEL_DELAY_SECONDS}_sum", **origin) == 7200.0
+    assert metric_value(samples, f"{contract.LABEL_DELAY_SECONDS}_count", **origin) == 1
+
+
+def test_a_body_without_feedback_items_is_an_anomaly_and_counts_nothing() -> None:
+    registry = CollectorRegistry()
+    make(registry).reject_payload("str")
+    samples = scrape(registry)
+    assert metric_value(samples, contract.INPUT_ANOMALIES_TOTAL, field="feedback") == 1
+    assert outcomes(registry) == 0

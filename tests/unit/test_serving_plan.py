@@ -25,7 +25,7 @@ from rollforward.observed import Observed, deployment_health
 from rollforward.routers.gateway_api import http_route
 from rollforward.routers.nginx import nginx_config
 from rollforward.serving.contract import ENV_FEEDBACK_SECRET, ENV_MODEL, ENV_VARIANT, ENV_VERSION
-from rollforward.serving_plan import plan_serving
+from rollforward.serving_plan import ServingPlan, plan_serving
 from rollforward.settings import OperatorSettings
 from rollforward.variants import served_variants
 
@@ -67,14 +67,26 @@ def available(manifest: dict[str, Any], ready: int | None = None) -> dict[str, A
     return live
 
 
-def converged(md: ModelDeployment) -> Observed:
-    """The children as they exist after the plan was applied and rolled out."""
-    plan = plan_serving(md, Observed(), SETTINGS, NOW)
-    children = {}
+def rolled(observed: Observed, plan: ServingPlan) -> Observed:
+    """`observed` after `plan` was applied and every Deployment rolled out."""
+    children = {k: v for k, v in observed.children.items() if k not in plan.delete}
     for manifest in plan.apply:
         live = available(manifest) if manifest["kind"] == "Deployment" else manifest
         children[(manifest["kind"], manifest["metadata"]["name"])] = live
     return Observed(children=children)
+
+
+def converged(md: ModelDeployment) -> Observed:
+    """The children as they exist after the plans were applied and rolled out: the first
+    routes everything to the champion, the second gives the variants that now serve their
+    weight (rollforward.traffic_gate)."""
+    observed = Observed()
+    for _ in range(3):
+        plan = plan_serving(md, observed, SETTINGS, NOW)
+        if not plan.apply and not plan.delete:
+            return observed
+        observed = rolled(observed, plan)
+    raise AssertionError(f"no fixed point: {plan.apply}")
 
 
 class TestVariantDeployment:
@@ -93,6 +105,9 @@ class TestVariantDeployment:
             ENV_VARIANT: "champion",
             ENV_FEEDBACK_SECRET: {"secretKeyRef": {"name": "upsell-feedback-key", "key": "key"}},
             "BENTOML_HOME": "/tmp/bentoml",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
         }
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
@@ -103,6 +118,15 @@ class TestVariantDeployment:
         pod_annotations = manifest["spec"]["template"]["metadata"]["annotations"]
         assert pod_annotations["prometheus.io/scrape"] == "true"
         assert manifest["spec"]["replicas"] == 2
+
+    def test_math_libraries_run_single_threaded_in_every_variant(self) -> None:
+        md = deployment()
+        for variant in served_variants(md.spec, md.status):
+            container = variant_deployment(md, variant, SETTINGS)["spec"]["template"]["spec"][
+                "containers"
+            ][0]
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
 
     def test_is_owned_by_the_model_deployment(self) -> None:
         md = deployment()
@@ -292,12 +316,47 @@ class TestPlanServing:
         def drop_challenger(spec: dict[str, Any]) -> None:
             spec["variants"] = [dict(spec["variants"][0], weight=100)]
 
-        plan = plan_serving(deployment(drop_challenger), observed, SETTINGS, NOW)
+        dropped = deployment(drop_challenger)
+        plan = plan_serving(dropped, observed, SETTINGS, NOW)
+        # The router stops routing to it first; its objects stay while old nginx pods may.
+        written = sorted((m["kind"], m["metadata"]["name"]) for m in plan.apply)
+        assert written == [("ConfigMap", "upsell-router"), ("Deployment", "upsell-router")]
+        assert plan.delete == []
+
+        rolling = rolled(observed, plan)
+        router = rolling.children[("Deployment", "upsell-router")]
+        router["status"]["terminatingReplicas"] = 1
+        assert plan_serving(dropped, rolling, SETTINGS, NOW).delete == []
+
+        router["status"]["terminatingReplicas"] = 0
+        plan = plan_serving(dropped, rolling, SETTINGS, NOW)
         assert plan.delete == [
             ("Deployment", "upsell-challenger"),
             ("Service", "upsell-challenger"),
         ]
         assert {e.reason for e in plan.events} >= {"DeletedDeployment", "DeletedService"}
+
+    def test_a_variant_gets_weight_only_once_it_serves(self) -> None:
+        md = deployment()
+        first = plan_serving(md, Observed(), SETTINGS, NOW)
+        assert first.status.split == "champion=100 challenger=0"
+        observed = rolled(Observed(), first)
+        starting = observed.children[("Deployment", "upsell-challenger")]
+        observed.children[("Deployment", "upsell-challenger")] = available(starting, ready=0)
+        assert plan_serving(md, observed, SETTINGS, NOW).apply == []
+        rolling = available(starting)
+        rolling["status"]["replicas"] += 1  # an old pod still runs beside the new one
+        observed.children[("Deployment", "upsell-challenger")] = rolling
+        plan = plan_serving(md, observed, SETTINGS, NOW)
+        assert plan.apply == [] and plan.status.split == "champion=100 challenger=0"
+        ready = find_condition(plan.status.conditions, ConditionType.READY)
+        assert ready is not None and ready.status == "False"
+        assert "challenger: rolling out" in ready.message
+        observed.children[("Deployment", "upsell-challenger")] = available(starting)
+        plan = plan_serving(md, observed, SETTINGS, NOW)
+        assert plan.status.split == "champion=90 challenger=10"
+        written = sorted((m["kind"], m["metadata"]["name"]) for m in plan.apply)
+        assert written == [("ConfigMap", "upsell-router"), ("Deployment", "upsell-router")]
 
     def test_variant_that_never_becomes_ready_makes_ready_false_with_its_reason(self) -> None:
         md = deployment()

@@ -139,8 +139,11 @@ def custom_resource_definition() -> dict[str, Any]:
     """The whole CRD object."""
     spec_schema = _object_defaults_on_properties(structural_schema(ModelDeploymentSpec))
     # pydantic excludes fields with default_factory from its schema defaults; the helper
-    # above restores the object ones. Optional objects (retraining) stay absent on purpose.
-    spec_schema["properties"]["retraining"].pop("default", None)
+    # above restores the object ones. Objects that are None unless set (retraining,
+    # experiment) stay absent: a `{}` default would switch them on in every live object.
+    for name, field in ModelDeploymentSpec.model_fields.items():
+        if field.default is None and not field.is_required():
+            spec_schema["properties"][field.alias or name].pop("default", None)
     for optional in ("resources",):
         spec_schema["properties"]["variants"]["items"]["properties"][optional].pop("default", None)
     status_schema = structural_schema(ModelDeploymentStatus)

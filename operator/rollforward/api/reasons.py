@@ -91,6 +91,9 @@ class Reason(StrEnum):
     """Neither spec.monitoring.prometheusUrl nor an operator default is set."""
     PROMETHEUS_SECRET_MISSING = "PrometheusSecretMissing"
     """A Secret (or key) named in spec.monitoring, or an operator credential file, is missing."""
+    PROMETHEUS_URL_INVALID = "PrometheusURLInvalid"
+    """The Prometheus URL (spec.monitoring.prometheusUrl or the operator's) cannot be parsed:
+    no host, a port that is not a number, an unclosed IPv6 bracket."""
     PROMETHEUS_TLS_ERROR = "PrometheusTLSError"
     """Prometheus's certificate did not verify against the configured CA (or the system's)."""
     PROMETHEUS_UNAUTHORIZED = "PrometheusUnauthorized"
@@ -166,6 +169,14 @@ class EventReason(StrEnum):
     """The promotion finished: the candidate is the champion."""
     ROLLED_BACK = "RolledBack"
     """The candidate was removed; the champion has all the traffic again."""
+    EXPERIMENT_CONCLUDED = "ExperimentConcluded"
+    """The A/B experiment reached its verdict (or ended Inconclusive at maxDuration)."""
+    CHALLENGER_HANDED_OVER = "ChallengerHandedOver"
+    """A ChallengerBetter verdict with onChallengerBetter Promote: the challenger's version
+    is the candidate, and its canary starts."""
+    CHALLENGER_NOT_PROMOTED = "ChallengerNotPromoted"
+    """A ChallengerBetter verdict with onChallengerBetter Promote that cannot be handed over
+    (the version was rolled back or rejected before, or the challenger has no bento)."""
 
 
 def child_event_reason(verb: str, kind: str) -> str:

@@ -311,15 +311,19 @@ class DriftSpec(ApiModel):
     """Smallest shift worth an alarm, as total variation distance of the predicted-label
     shares (0.03 = 3 points); every statistic fires only when the effect's lower confidence
     bound reaches it. 0 leaves the significance test alone (0 <= minEffect <= 0.5)."""
-    window: Duration = "10m"
-    """Length of the current window of predictions."""
+    window: Duration = "5m"
+    """Length of the current window of predictions. The default equals the interval, so the
+    windows tile time: each prediction is tested once, and a check after a step sees only
+    shifted traffic instead of half a window of it."""
     min_samples: int = Field(default=200, ge=10, le=100_000_000)
     """Fewer predictions than this in a window (or baseline window) is inconclusive."""
     interval: Duration = "5m"
     """How often the check runs. Checks closer than half a window share most of their data,
     so they breach together and weaken consecutiveBreaches; keep interval >= window / 2."""
-    consecutive_breaches: int = Field(default=3, ge=1, le=100)
-    """Breaching checks in a row before Drifted=True; as many clean checks clear it."""
+    consecutive_breaches: int = Field(default=2, ge=1, le=100)
+    """Breaching checks in a row before Drifted=True; as many clean checks clear it. 2 by
+    default: minEffect keeps benign shifts quiet, and 2 lets a step be flagged within 3
+    intervals of it whatever its phase (3 cannot: the first check may see none of it)."""
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)
     """What the current window is compared against."""
     segment_label: DnsLabel | None = None
@@ -574,6 +578,70 @@ class BentoStoreSpec(ApiModel):
     AWS_SECRET_ACCESS_KEY; anonymous requests when empty."""
 
 
+class QualitySpec(ApiModel):
+    """Realized quality of a binary model, from the labels sent to each bento's /feedback."""
+
+    positive_label: str = Field(min_length=1, max_length=63)
+    """The positive class (e.g. upgrade): the outcome rate is its share of true labels, and
+    precision and recall are computed for it."""
+    interval: Duration = "5m"
+    """How often outcome counts are read: one batched query per interval; each reading adds
+    the interval's new labels to status.quality."""
+
+
+class ExperimentMetric(StrEnum):
+    """What an A/B experiment compares between the challenger and the champion."""
+
+    OUTCOME_RATE = "outcomeRate"
+    """Share of labelled predictions whose true label is quality.positiveLabel."""
+    ACCURACY = "accuracy"
+    """Share of labelled predictions whose predicted label was the true one."""
+
+
+class OnChallengerBetter(StrEnum):
+    """What a ChallengerBetter verdict does."""
+
+    REPORT = "Report"
+    """Only report the verdict (status.experiment and an Event); a person acts on it."""
+    PROMOTE = "Promote"
+    """Hand the challenger's version to the canary, as a retrained candidate that passed its
+    gate: the same steps, analysis, approval and rollback. Once the ModelDeployment is stable
+    (no retraining or canary under way, not paused); once per verdict; never a version that
+    was rolled back or rejected before. Needs a challenger with a bento."""
+
+
+class ExperimentSpec(ApiModel):
+    """An A/B experiment between the champion and a challenger that ends in a verdict.
+
+    A sequential test (mSPRT) looks after every quality interval, so watching it does not
+    inflate false winners: over the whole experiment a false ChallengerBetter or
+    ChampionBetter happens at most alpha of the time."""
+
+    metric: ExperimentMetric = ExperimentMetric.OUTCOME_RATE
+    """outcomeRate or accuracy, realized from /feedback labels."""
+    challenger: DnsLabel | None = None
+    """The challenger variant's name; the first variant with role challenger when empty."""
+    min_effect: float = Field(default=0.02, gt=0, le=0.5)
+    """Smallest difference of the metric worth acting on (0.02 = 2 points). An interval
+    inside (-minEffect, +minEffect) ends the experiment as NoDifference."""
+    alpha: float = Field(default=0.05, gt=0, le=0.2)
+    """Bound on a false winner over the whole experiment, however often it is looked at."""
+    min_samples: int = Field(default=100, ge=10, le=100_000_000)
+    """Labelled predictions each variant needs before any verdict."""
+    max_duration: Duration = "14d"
+    """Without a verdict by then, the experiment ends Inconclusive."""
+    higher_is_better: bool = True
+    """Whether a higher value of the metric is the better one."""
+    label_horizon: Duration = "0s"
+    """How long after a prediction nearly all its labels have arrived. The experiment counts
+    only labels that arrive from the first look at least this long after it (re)starts, so a
+    version that has just begun serving is not judged on its early labels (e.g. only the
+    positives, which come back first). 0s, the default, counts from the starting look:
+    right when labels arrive within one quality interval."""
+    on_challenger_better: OnChallengerBetter = OnChallengerBetter.REPORT
+    """Report (default): the verdict only. Promote: the challenger goes through the canary."""
+
+
 class ModelDeploymentSpec(ApiModel):
     """A model served as BentoML variants behind an A/B router, watched for drift, and
     retrained and rolled forward when it drifts."""
@@ -592,6 +660,16 @@ class ModelDeploymentSpec(ApiModel):
                     "has(self.traffic.gateway)",
                     "router gateway-api needs traffic.gateway",
                     ".traffic",
+                ),
+                _cel(
+                    "!has(self.experiment) || has(self.quality)",
+                    "an experiment needs quality (its positiveLabel)",
+                    ".experiment",
+                ),
+                _cel(
+                    "!has(self.experiment) || self.variants.exists(v, v.role == 'challenger')",
+                    "an experiment needs a variant with role challenger",
+                    ".experiment",
                 ),
             ]
         }
@@ -630,6 +708,10 @@ class ModelDeploymentSpec(ApiModel):
     bento_store: BentoStoreSpec | None = None
     """Where this model's bentos are stored; replaces the operator-wide store as a whole.
     With no store at all, pods serve bentos already in their image's BentoML home."""
+    quality: QualitySpec | None = None
+    """Realized quality per variant and version from /feedback labels. Off when empty."""
+    experiment: ExperimentSpec | None = None
+    """An A/B experiment of a challenger against the champion. Needs quality."""
 
     @field_validator("variants")
     @classmethod
@@ -654,6 +736,12 @@ class ModelDeploymentSpec(ApiModel):
             raise field_error("variants", "only the nginx router can mirror traffic to a shadow")
         if self.traffic.router is RouterKind.GATEWAY_API and self.traffic.gateway is None:
             raise field_error("traffic", "router gateway-api needs traffic.gateway")
+        if self.experiment is not None and self.quality is None:
+            raise field_error("experiment", "an experiment needs quality (its positiveLabel)")
+        if self.experiment is not None and not any(
+            v.role is VariantRole.CHALLENGER for v in self.variants
+        ):
+            raise field_error("experiment", "an experiment needs a variant with role challenger")
         return self
 
     def champion(self) -> Variant:

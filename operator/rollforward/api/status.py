@@ -186,6 +186,52 @@ class DriftCheckReport(StatusModel):
     """When the check ran."""
 
 
+class MetricEstimate(StatusModel):
+    """One expected metric and its 95% interval."""
+
+    value: float
+    """The expected value (0.91 = 91%)."""
+    lower: float
+    """Lower end of the 95% interval: the realized value's scatter plus the calibration's
+    own uncertainty."""
+    upper: float
+    """Upper end of the 95% interval."""
+
+
+class VariantQualityEstimate(StatusModel):
+    """Expected quality of one variant's predictions in the window, before labels arrive."""
+
+    variant: str
+    """Variant name."""
+    version: str
+    """The version whose predictions were estimated."""
+    samples: int = 0
+    """Predictions in the window."""
+    accuracy: MetricEstimate | None = None
+    """Expected share of correct predictions."""
+    precision: MetricEstimate | None = None
+    """Expected share of positive predictions that are truly positive."""
+    recall: MetricEstimate | None = None
+    """Expected share of true positives that are predicted positive."""
+    reason: str = ""
+    """Why there is no estimate (no calibration exported, no predictions); empty otherwise."""
+
+
+class QualityEstimation(StatusModel):
+    """Confidence-based estimate of each variant's quality from its score histogram and the
+    training's calibration. Valid under covariate shift, not under concept drift: read it
+    beside the drift check and the realized quality from feedback."""
+
+    window: str
+    """The window of predictions estimated (spec.drift.window)."""
+    estimated_at: datetime
+    """The aligned check time of the estimate."""
+    variants: list[VariantQualityEstimate] = Field(default_factory=list)
+    """One entry per serving variant."""
+    reason: str = ""
+    """Why nothing could be estimated (Prometheus unreachable); empty otherwise."""
+
+
 class DriftTracking(StatusModel):
     """Hysteresis state of the drift check, carried between checks so a restart neither
     forgets nor repeats (see rollforward.drift.hysteresis)."""
@@ -309,7 +355,8 @@ class HistoryEntry(StatusModel):
     version: str
     """Bento tag or image."""
     trigger: str
-    """onDrift, schedule, manual, or initial."""
+    """onDrift, schedule, manual, initial, or experiment (a ChallengerBetter verdict with
+    onChallengerBetter Promote)."""
     trigger_id: str = ""
     """Trigger id."""
     outcome: HistoryOutcome
@@ -324,6 +371,116 @@ class HistoryEntry(StatusModel):
     """When its outcome was decided."""
     blast_radius: BlastRadius | None = None
     """For a canaried version: what its canary cost users."""
+
+
+class OutcomeCounts(StatusModel):
+    """Labels received for one variant and version since quality tracking started."""
+
+    variant: str
+    """The variant that made the predictions."""
+    version: str
+    """The version that made them."""
+    true_positive: int = 0
+    """Predicted positive, and the label was positive."""
+    false_positive: int = 0
+    """Predicted positive, but the label was negative."""
+    true_negative: int = 0
+    """Predicted negative, and the label was negative."""
+    false_negative: int = 0
+    """Predicted negative, but the label was positive."""
+    predictions: int = 0
+    """Predictions served over the same intervals (for label coverage)."""
+    label_delay_seconds: float = 0.0
+    """Sum of the labels' delays (prediction to label)."""
+
+
+class VariantQuality(StatusModel):
+    """Realized quality of one variant and version, from its labelled predictions."""
+
+    variant: str
+    """Variant name."""
+    version: str
+    """Version that made the predictions."""
+    labelled: int = 0
+    """Predictions with a label so far."""
+    outcome_rate: float | None = None
+    """Share of labels that are the positive label."""
+    accuracy: float | None = None
+    """Share of labelled predictions that were right."""
+    precision: float | None = None
+    """Of the predicted positives with a label, the share that were positive."""
+    recall: float | None = None
+    """Of the labelled positives, the share that were predicted positive."""
+    label_coverage: float | None = None
+    """Labels over predictions in the same intervals (labels that arrive later than the
+    prediction's interval are matched with that interval's traffic in the steady state)."""
+    mean_label_delay_seconds: float | None = None
+    """Mean time from prediction to label."""
+
+
+class QualityStatus(StatusModel):
+    """Realized quality, accumulated one interval at a time from batched queries."""
+
+    since: datetime
+    """When tracking started (the first interval counted)."""
+    last_tick: datetime
+    """The end of the last interval counted; the next reading covers the next interval."""
+    counts: list[OutcomeCounts] = Field(default_factory=list)
+    """Raw counts per variant and version, from which everything else is computed."""
+    variants: list[VariantQuality] = Field(default_factory=list)
+    """Quality per variant and version."""
+    missed_intervals: int = 0
+    """Intervals whose query failed: not counted, never evidence."""
+    message: str = ""
+    """Why the last reading counted nothing, if it did not."""
+
+
+class ExperimentStatus(StatusModel):
+    """The A/B experiment: the last look and, once it ended, its verdict."""
+
+    verdict: str
+    """Running, ChallengerBetter, NoDifference, ChampionBetter or Inconclusive."""
+    metric: str
+    """outcomeRate or accuracy."""
+    champion: str
+    """Champion variant name."""
+    challenger: str
+    """Challenger variant name."""
+    champion_version: str = ""
+    """The champion's version under test; another version starts a new experiment."""
+    challenger_version: str = ""
+    """The challenger's version under test; another version starts a new experiment."""
+    started_at: datetime
+    """When the experiment started (the first look)."""
+    concluded_at: datetime | None = None
+    """When it reached its verdict; the experiment no longer changes after that."""
+    effect: float | None = None
+    """Challenger minus champion, in the metric's units (0.02 = 2 points)."""
+    lower: float | None = None
+    """Lower end of the always-valid confidence interval of the effect."""
+    upper: float | None = None
+    """Upper end of that interval."""
+    confidence: float
+    """1 - alpha."""
+    counting_since: datetime | None = None
+    """The look from which the test counts labels: the first one at least labelHorizon after
+    startedAt. Empty while the versions' first labels are still coming in."""
+    baseline: list[OutcomeCounts] = Field(default_factory=list)
+    """Both arms' counts in status.quality at countingSince. The test judges the increase
+    since then, so both arms cover the same time, whenever each version began serving."""
+    champion_samples: int = 0
+    """The champion's labelled predictions since countingSince."""
+    challenger_samples: int = 0
+    """The challenger's labelled predictions since countingSince."""
+    looks: int = 0
+    """Looks so far (one per quality interval)."""
+    message: str = ""
+    """The last look, in words."""
+    promotion_trigger_id: str = ""
+    """The trigger id of the canary this verdict started (onChallengerBetter Promote); set
+    with the canary in one status write, so one verdict starts at most one canary."""
+    promotion_message: str = ""
+    """Why onChallengerBetter Promote did not hand this verdict's challenger over, if so."""
 
 
 class ModelDeploymentStatus(StatusModel):
@@ -352,6 +509,8 @@ class ModelDeploymentStatus(StatusModel):
     """Hysteresis state."""
     drift_score: str = ""
     """Short drift summary for printer columns, e.g. "p=0.002" or "0.31/0.10"."""
+    estimated_quality: QualityEstimation | None = None
+    """Each variant's expected accuracy, precision and recall before labels arrive."""
     promoted_at: datetime | None = None
     """When the serving champion version was promoted (start of the reference baseline)."""
     reference_counts: dict[str, dict[str, float]] | None = None
@@ -371,3 +530,7 @@ class ModelDeploymentStatus(StatusModel):
     """Versions rolled back or rejected; never deployed again."""
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     """The most recent versions, newest last."""
+    quality: QualityStatus | None = None
+    """Realized quality per variant and version, when spec.quality is set."""
+    experiment: ExperimentStatus | None = None
+    """The A/B experiment, when spec.experiment is set."""

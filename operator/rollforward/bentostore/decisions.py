@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from rollforward.api import JobPhase, ModelDeployment, ModelDeploymentStatus
-from rollforward.bentostore.client import Answer, Presence
+from rollforward.serving.objectstore.client import Answer, Presence
 from rollforward.variants import champion_version, served_variants, spec_source
 
 _CHAMPION_OUTCOMES = ("Promoted", "Serving", "Superseded")

@@ -13,17 +13,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rollforward.api.spec import BentoStoreSpec
-from rollforward.bentostore.client import Answer, ObjectStore, Presence, StoreError
-from rollforward.bentostore.location import (
+from rollforward.prometheus_access import SecretReader
+from rollforward.serving.objectstore.client import Answer, ObjectStore, Presence, StoreError
+from rollforward.serving.objectstore.layout import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     bento_key,
     key_prefix,
     tag_of_key,
 )
-from rollforward.bentostore.s3 import S3Store
-from rollforward.bentostore.sigv4 import Credentials
-from rollforward.prometheus_access import SecretReader
+from rollforward.serving.objectstore.s3 import S3Store
+from rollforward.serving.objectstore.sigv4 import Credentials
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 
 from rollforward.api import JobPhase, ModelDeployment
-from rollforward.bentostore.client import StoreError
 from rollforward.bentostore.decisions import deletable
 from rollforward.bentostore.gateway import MissingCredentialsError, StoreGateway
 from rollforward.bentostore.location import store_for
 from rollforward.bentostore.view import StoreView
 from rollforward.observed import Manifest
 from rollforward.retraining import read_job
+from rollforward.serving.objectstore.client import StoreError
 from rollforward.settings import OperatorSettings
 from rollforward.variants import served_variants
 

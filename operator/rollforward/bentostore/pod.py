@@ -46,13 +46,17 @@ def fetch_container(tag: str, store: BentoStoreSpec, image: str) -> Manifest:
 def with_fetched_bento(
     pod_spec: Manifest, tag: str, store: BentoStoreSpec, image: str, serving: str
 ) -> Manifest:
-    """A pod spec whose `serving` container serves the bento the init container fetched."""
+    """A pod spec whose `serving` container serves the bento the init container fetched, and
+    knows the store too: it appends its prediction log there (serving.prediction_log)."""
+    located = store_env(store)
+    replaced = {"BENTOML_HOME", *(e["name"] for e in located)}
     containers = [
         {
             **c,
             "env": [
-                *(e for e in c.get("env", []) if e["name"] != "BENTOML_HOME"),
+                *(e for e in c.get("env", []) if e["name"] not in replaced),
                 {"name": "BENTOML_HOME", "value": BENTOML_HOME},
+                *located,
             ],
             "volumeMounts": [
                 *c.get("volumeMounts", []),

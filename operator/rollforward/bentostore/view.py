@@ -12,11 +12,11 @@ from dataclasses import dataclass, field, replace
 
 from rollforward.api import ModelDeployment, ModelDeploymentStatus, Reason
 from rollforward.api.spec import BentoStoreSpec
-from rollforward.bentostore.client import Answer, Presence
 from rollforward.bentostore.decisions import bentos_to_delete, variant_problems
 from rollforward.bentostore.pod import job_with_store
 from rollforward.builders import with_desired_hash
 from rollforward.observed import Manifest
+from rollforward.serving.objectstore.client import Answer, Presence
 from rollforward.summary import ServingFacts
 
 _REASONS = {

@@ -8,8 +8,9 @@ One check's false-alarm rate says little on its own. What a user lives with is h
   their predictions, so their statistics are correlated: a check that fired on noise makes
   the next one likelier to fire, and `consecutiveBreaches` K buys far less than q^K.
   Treating checks as independent overstates the time between false episodes more than
-  tenfold (CRD defaults, rho_1 = 0.5, K = 3, q = 0.01: about 108 days, not the 9.6 years
-  that q^K every 5 minutes suggests).
+  tenfold (10m windows every 5m, rho_1 = 0.5, K = 3, q = 0.01: about 108 days, not the 9.6
+  years that q^K every 5 minutes suggests). The CRD defaults (5m windows every 5m, K = 2)
+  do not overlap: q^2 (1 - q) per check, about 35 days at q = 0.01 for the test alone.
 * An episode starts at a check that fires after one that did not, followed by K - 1 more
   firing checks. Its rate per check is P(clean, fire, ..., fire).
 

@@ -14,11 +14,14 @@ from typing import Any
 from rollforward.api import (
     BlastRadius,
     DriftCheckReport,
+    MetricEstimate,
     ModelDeployment,
+    QualityEstimation,
     RetrainingStatus,
     RolloutStatus,
 )
 from rollforward.kubectl.style import Style, visible_width
+from rollforward.lifecycle.challenger import TRIGGER as EXPERIMENT_TRIGGER
 
 BAR_CELLS = 20
 """Width of one histogram bar; 20 cells make one cell 5 percentage points."""
@@ -108,11 +111,16 @@ def _creation(md: ModelDeployment) -> datetime | None:
 
 def render_get(md: ModelDeployment, now: datetime, style: Style) -> str:
     """The whole state of one ModelDeployment, in the order a person asks about it."""
+    # outcomes uses this module's table helpers, so it is imported here, not at the top.
+    from rollforward.kubectl.outcomes import render_outcomes
+
     sections = [
         _summary(md, style),
         _variants(md, style),
         _conditions(md, now, style),
         _drift(md.status.drift, md, now, style),
+        _estimated_quality(md.status.estimated_quality, now, style),
+        render_outcomes(md, now, style),
         _rollout(md.status.rollout, md, now, style),
         _last_canary(md, now),
         _retraining(md.status.retraining, now, style),
@@ -339,6 +347,38 @@ def _drift(
     return "\n".join(lines)
 
 
+def _estimate(value: MetricEstimate | None) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value.value:.1f}% ({100 * value.lower:.1f}-{100 * value.upper:.1f})"
+
+
+def _estimated_quality(estimation: QualityEstimation | None, now: datetime, style: Style) -> str:
+    """Expected quality per variant; the caveat is printed because it is the whole point."""
+    if estimation is None:
+        return ""
+    head = (
+        f"{style.bold('Estimated quality')}  from calibrated scores, before labels arrive"
+        f" (window {estimation.window}, {age(estimation.estimated_at, now)} ago;"
+        " holds under covariate shift, not concept drift)"
+    )
+    if estimation.reason:
+        return "\n".join([head, f"  {style.clip(estimation.reason)}"])
+    rows = [
+        [
+            v.variant,
+            v.version,
+            str(v.samples),
+            _estimate(v.accuracy),
+            _estimate(v.precision),
+            _estimate(v.recall) if v.accuracy is not None else style.clip(v.reason),
+        ]
+        for v in estimation.variants
+    ]
+    headers = ["VARIANT", "VERSION", "N", "ACCURACY (95%)", "PRECISION", "RECALL"]
+    return "\n".join([head, *table(headers, rows)])
+
+
 def _rollout(
     rollout: RolloutStatus | None, md: ModelDeployment, now: datetime, style: Style
 ) -> str:
@@ -349,8 +389,14 @@ def _rollout(
     if rollout.step < len(steps):
         step = steps[rollout.step]
         step_text += f" ({step.weight}% of traffic, pause {step.pause})"
+    from_experiment = any(
+        (e.version, e.trigger_id, e.trigger)
+        == (rollout.candidate_version, rollout.trigger_id, EXPERIMENT_TRIGGER)
+        for e in md.status.history
+    )
+    origin = " (the experiment's challenger)" if from_experiment else ""
     head = (
-        f"{style.bold('Canary')}  candidate {rollout.candidate_version}, {step_text},"
+        f"{style.bold('Canary')}  candidate {rollout.candidate_version}{origin}, {step_text},"
         f" started {age(rollout.step_started_at, now)} ago"
     )
     lines = [head]

@@ -4,11 +4,13 @@
       ^                    | rejected / failed        | failed / rollback request        |
       +--------------------+-------- RolledBack <-----+                                   |
       +------------------------------------------- Stable (new champion) <---------------+
+    Stable --ChallengerBetter (spec.experiment, onChallengerBetter Promote)--> Canary(step 0)
 
 All progress is in status; every function here takes status in and gives status out, so a
 restarted operator continues from whatever status it finds. Inconclusive analysis holds (or
 rolls back if the spec says so); it never counts as failed. The retraining half is in
-`lifecycle.retraining`, the canary half in `lifecycle.canary`; the conditions and the phase
+`lifecycle.retraining`, the canary half in `lifecycle.canary`, the experiment's hand-over of
+its challenger in `lifecycle.challenger`; the conditions and the phase
 they lead to are rollforward.summary's.
 """
 
@@ -24,7 +26,7 @@ from rollforward.api import (
     ModelDeploymentStatus,
 )
 from rollforward.events import Event
-from rollforward.lifecycle import canary, retraining
+from rollforward.lifecycle import canary, challenger, retraining
 from rollforward.lifecycle.canary import analysis_due, rollout_hash, step_complete
 from rollforward.lifecycle.progress import LifecycleInputs, Progress, is_paused
 from rollforward.observed import Manifest
@@ -56,6 +58,7 @@ def step(deployment: ModelDeployment, inputs: LifecycleInputs, now: datetime) ->
     retraining.follow(deployment, inputs, now, work)
     if work.status.rollout is not None:
         canary.follow(deployment, inputs, now, work)
+    challenger.maybe_hand_over(deployment, now, work)
     retraining.maybe_start(deployment, now, work)
     return LifecycleResult(work.status, work.jobs, work.delete_jobs, work.events, work.promoted)
 

@@ -166,9 +166,10 @@ def _resumed(rollout: RolloutStatus, now: datetime, work: Progress) -> RolloutSt
 def _await_candidate(
     rollout: RolloutStatus, inputs: LifecycleInputs, now: datetime, work: Progress
 ) -> None:
-    """Route to the candidate and start the first step's clock only once it serves; a
-    candidate that never becomes available within the deadline is rolled back."""
-    if inputs.candidate is not None and inputs.candidate.available:
+    """Route to the candidate and start the first step's clock only once it serves (every
+    replica updated and available: rollforward.traffic_gate routes nothing to it before); a
+    candidate that never gets there within the deadline is rolled back."""
+    if inputs.candidate is not None and inputs.candidate.serving:
         ready = rollout.model_copy(
             update={"candidate_ready": True, "step_started_at": now, "serving_since": now}
         )

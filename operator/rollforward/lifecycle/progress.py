@@ -18,9 +18,9 @@ from rollforward.api import (
     RetrainingStatus,
 )
 from rollforward.api import annotations as steering
-from rollforward.bentostore.client import Answer
 from rollforward.events import Event
 from rollforward.observed import DeploymentHealth, Manifest
+from rollforward.serving.objectstore.client import Answer
 
 HANDLED_REQUESTS_KEPT = 20
 FAILED_VERSIONS_KEPT = 50

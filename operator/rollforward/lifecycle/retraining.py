@@ -19,7 +19,6 @@ from rollforward.api import (
     RolloutStatus,
     duration_seconds,
 )
-from rollforward.bentostore.client import Answer
 from rollforward.lifecycle.canary import rollout_hash
 from rollforward.lifecycle.progress import (
     LifecycleInputs,
@@ -43,13 +42,14 @@ from rollforward.retraining import (
     with_history,
 )
 from rollforward.serving.contract import RetrainingResult
+from rollforward.serving.objectstore.client import Answer
 
 JOB_GRACE = timedelta(seconds=30)
 """Beyond spec.retraining.timeout, how long a Job may still run before it counts as failed
 (the Job's own activeDeadlineSeconds should have ended it by then)."""
 
 
-def _busy(current: RetrainingStatus | None) -> bool:
+def busy(current: RetrainingStatus | None) -> bool:
     """A Job is running, or a failed attempt waits for its retry."""
     return current is not None and (
         current.phase is JobPhase.RUNNING
@@ -60,7 +60,7 @@ def _busy(current: RetrainingStatus | None) -> bool:
 def maybe_start(deployment: ModelDeployment, now: datetime, work: Progress) -> None:
     """Start a Job if a trigger asks for one and no retraining or canary is under way."""
     spec = deployment.spec.retraining
-    if spec is None or _busy(work.status.retraining) or work.status.rollout is not None:
+    if spec is None or busy(work.status.retraining) or work.status.rollout is not None:
         return
     if is_paused(deployment):
         return

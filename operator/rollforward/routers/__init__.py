@@ -38,6 +38,11 @@ class Router(Protocol):
         """Whether routing works, and if not, why (for the Ready condition)."""
         ...
 
+    def drained(self, deployment: ModelDeployment, observed: Observed) -> bool:
+        """Whether nothing routes by an older plan any more, so a variant that left it may
+        be deleted (rollforward.traffic_gate)."""
+        ...
+
 
 def router_for(kind: RouterKind) -> Router:
     from rollforward.routers.gateway_api import GatewayApiRouter

@@ -49,6 +49,11 @@ class GatewayApiRouter:
                     )
         return True, "router: HTTPRoute exists"
 
+    def drained(self, deployment: ModelDeployment, observed: Observed) -> bool:
+        # The Gateway's data plane reports no generation it has programmed per backend, so
+        # the variant's pods (preStop, graceful shutdown) cover the Gateway's own lag.
+        return True
+
 
 def _backend(deployment: ModelDeployment, variant: str, weight: int | None = None) -> Manifest:
     ref: Manifest = {"name": variant_name(deployment.metadata.name, variant), "port": DEFAULT_PORT}

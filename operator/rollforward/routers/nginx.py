@@ -10,7 +10,8 @@ from rollforward.naming import (
     owned_labels,
     router_name,
 )
-from rollforward.observed import Manifest, Observed, deployment_health
+from rollforward.observed import Manifest, Observed, deployment_health, drained
+from rollforward.pod_lifecycle import TERMINATION_GRACE_SECONDS, graceful_stop, rolling_update
 from rollforward.pod_security import (
     TMP_PATH,
     container_security_context,
@@ -106,6 +107,10 @@ class NginxRouter:
         )
         return health.available, f"router: {health.message}"
 
+    def drained(self, deployment: ModelDeployment, observed: Observed) -> bool:
+        # Every nginx pod runs the current config and no old one is still shutting down.
+        return drained(observed.get("Deployment", router_name(deployment.metadata.name)))
+
 
 def _router_deployment(
     deployment: ModelDeployment,
@@ -114,20 +119,28 @@ def _router_deployment(
     labels: dict[str, str],
     config_text: str,
 ) -> Manifest:
-    # The checksum on the pod template rolls nginx when (and only when) its config changes.
+    # The checksum on the pod template rolls nginx when (and only when) its config changes:
+    # the new pod is Ready (its upstreams resolved) before the old one leaves the Service,
+    # and the old one drains (preStop, then SIGQUIT from the image's STOPSIGNAL).
     pod_annotations = {ANNOTATION_CONFIG_CHECKSUM: config_checksum(config_text)}
-    probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": 5}
+    # nginx answers /healthz itself, so probing every second is cheap, and a new config (a
+    # canary step, a rollback) takes over within a second of nginx starting: with a longer
+    # period a probe that came before nginx listened held the old config for a whole period.
+    readiness = {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": 1}
+    liveness = {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": 5}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": child_metadata(deployment, name, labels, {}),
         "spec": {
             "replicas": 1,
+            "strategy": rolling_update(),
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
                 "spec": {
                     "securityContext": pod_security_context(NGINX_USER),
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "containers": [
                         {
                             "name": "nginx",
@@ -135,8 +148,9 @@ def _router_deployment(
                             "command": nginx_command(),
                             "securityContext": container_security_context(),
                             "ports": [{"name": "http", "containerPort": LISTEN_PORT}],
-                            "readinessProbe": probe,
-                            "livenessProbe": probe,
+                            "readinessProbe": readiness,
+                            "livenessProbe": liveness,
+                            "lifecycle": graceful_stop(),
                             "volumeMounts": [
                                 {
                                     "name": "config",

@@ -41,6 +41,19 @@ command (`rollforward.routers.nginx.nginx_command`) sets to the pod's /tmp empty
 unprivileged nginx runs it on a read-only root filesystem. The config sets neither `pid`,
 `daemon` nor `user`: the command sets the first two, and a non-root master has no user to switch
 to.
+Losing no request
+-----------------
+Each variant's upstream lists its Service `UPSTREAM_ATTEMPTS` times, without keep-alive, and
+`proxy_next_upstream error timeout http_502` moves a failed attempt to the next entry: a new
+connection, which kube-proxy sends to a (possibly other) ready endpoint. So a connection
+refused or reset by a pod that just left, or a connect timeout, is retried within the same
+variant (stickiness and the served-by header stay true), and it is safe for `/predict`
+because nothing reached a bento. A request whose bytes were sent is retried only for an
+idempotent method: nginx leaves POST out unless `non_idempotent` is set, and it is not, since
+a bento may have counted and answered a prediction whose response was then lost. Without
+keep-alive there is no idle upstream connection that a bento closes just as nginx reuses it,
+the one failure after sending that a retry could not cover; a new connection inside the node
+costs well under a millisecond. `max_fails=0` keeps nginx from marking the Service down.
 `/healthz` is answered by nginx itself for the router's probes; every other path, BentoML's
 `/readyz`, `/livez` and `/metrics` included, is proxied, except `/_rollforward_mirror`, the
 internal location that feeds the shadow (it answers 404 from outside). A request pinned to the
@@ -61,6 +74,10 @@ DEFAULT_SERVED_BY_HEADER = "X-Rollforward-Variant"
 HEALTH_PATH = "/healthz"
 MIRROR_LOCATION = "/_rollforward_mirror"
 UPSTREAM_PREFIX = "rollforward-"
+UPSTREAM_ATTEMPTS = 3
+"""Tries per request, each on a new connection through the variant's Service."""
+SHUTDOWN_TIMEOUT = "20s"
+"""Below the pod's termination grace minus its preStop (rollforward.pod_lifecycle)."""
 
 # nginx turns a header into `$http_<name>` only for letters, digits and hyphens (underscores are
 # dropped by default), and anything else would be injected into the config.
@@ -222,6 +239,8 @@ def render_nginx_config(config: NginxRouterConfig) -> str:
         "# Rendered by the rollforward operator from the ModelDeployment; edits are overwritten.",
         f"worker_processes {config.worker_processes};",
         "error_log stderr warn;",
+        "# On SIGQUIT (the pod stopping) requests in flight finish within the grace period.",
+        f"worker_shutdown_timeout {SHUTDOWN_TIMEOUT};",
         "",
         "events {",
         "    worker_connections 1024;",
@@ -295,8 +314,7 @@ def _upstreams(config: NginxRouterConfig) -> list[str]:
     for variant in config.variants:
         lines += [
             f"upstream {upstream_name(variant.name)} {{",
-            f"    server {variant.upstream};",
-            "    keepalive 16;",
+            *(f"    server {variant.upstream} max_fails=0;" for _ in range(UPSTREAM_ATTEMPTS)),
             "}",
             "",
         ]
@@ -345,6 +363,11 @@ def _proxy_location(config: NginxRouterConfig) -> list[str]:
         "location / {",
         *mirror,
         f"    proxy_pass http://{UPSTREAM_PREFIX}$rf_variant;",
+        "    # A connect error or timeout retries the same variant on a new connection; a POST",
+        "    # whose bytes reached a bento is never sent twice.",
+        "    proxy_next_upstream error timeout http_502;",
+        f"    proxy_next_upstream_tries {UPSTREAM_ATTEMPTS};",
+        "    proxy_connect_timeout 2s;",
         "    # Streamed responses (server-sent events) reach the client as they are produced.",
         "    proxy_buffering off;",
         f"    proxy_hide_header {config.served_by_header};",

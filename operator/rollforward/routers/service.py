@@ -31,6 +31,10 @@ class ServiceRouter:
         exists = observed.get("Service", router_name(deployment.metadata.name)) is not None
         return exists, "router: Service exists" if exists else "router: Service not created yet"
 
+    def drained(self, deployment: ModelDeployment, observed: Observed) -> bool:
+        # kube-proxy drops a deleted pod from the Service; the pod's preStop covers the lag.
+        return True
+
 
 def shared_service(deployment: ModelDeployment) -> Manifest:
     # Shadows are excluded by role: they must receive no user traffic.

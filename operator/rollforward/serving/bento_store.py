@@ -3,7 +3,7 @@
     python -m rollforward.serving.bento_store pull upsell:v1   # init container of a bento pod
     python -m rollforward.serving.bento_store push upsell:v2   # retraining entrypoint
 
-The location comes from the environment the operator sets (rollforward.bentostore.location);
+The location comes from the environment the operator sets (rollforward.serving.objectstore.layout);
 BENTOML_HOME says which local store. On failure `pull` writes a termination message whose
 first word is the machine-readable reason (BentoNotFound, BentoStoreForbidden,
 BentoStoreUnreachable), so `kubectl describe pod` and the operator can tell them apart.
@@ -22,14 +22,14 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rollforward.bentostore.client import ObjectStore, StoreError
-from rollforward.bentostore.location import bento_key
-from rollforward.bentostore.s3 import S3Store
-from rollforward.bentostore.sigv4 import Credentials
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_TERMINATION_MESSAGE_PATH,
 )
+from rollforward.serving.objectstore.client import ObjectStore, StoreError
+from rollforward.serving.objectstore.layout import bento_key
+from rollforward.serving.objectstore.s3 import S3Store
+from rollforward.serving.objectstore.sigv4 import Credentials
 
 BENTO_TRANSFER_FAILED = "BentoTransferFailed"
 """The reason of a failure that is not the store's: the bento could not be exported or imported."""

@@ -45,18 +45,35 @@ PREDICTIONS_TOTAL: Final = "rollforward_predictions_total"
 PREDICTION_SCORE: Final = "rollforward_prediction_score"
 BASELINE_RATIO: Final = "rollforward_baseline_ratio"
 INPUT_ANOMALIES_TOTAL: Final = "rollforward_input_anomalies_total"
+# Outcomes and label delays carry the variant and version that made the prediction (read
+# from its signed id), not those of the process that received the label.
 OUTCOMES_TOTAL: Final = "rollforward_outcomes_total"
+LABEL_DELAY_SECONDS: Final = "rollforward_label_delay_seconds"
 # 1 for each serving process: names its variant, so series that lack the label (BentoML's
 # request metrics) are joined to it on the (namespace, pod) every scrape config adds.
 VARIANT_INFO: Final = "rollforward_variant_info"
+# The training's reliability table of the score (rollforward.serving.calibration), bucket by
+# bucket (`le` as in rollforward_prediction_score): the observed positive rate on validation
+# (0 for a bucket no validation row reached),
+# the validation rows behind it, and the score threshold of a positive prediction.
+SCORE_CALIBRATION: Final = "rollforward_score_calibration"
+SCORE_CALIBRATION_SAMPLES: Final = "rollforward_score_calibration_samples"
+DECISION_THRESHOLD: Final = "rollforward_decision_threshold"
+# Prediction and feedback log records that never reached the store (rollforward.serving.
+# prediction_log): kind is predictions or feedback, reason buffer_full or store_error.
+LOG_RECORDS_DROPPED_TOTAL: Final = "rollforward_log_records_dropped_total"
 
 # Their label names, in the order the helper declares them.
 PREDICTIONS_LABELS: Final = ("model", "version", "variant", "label", "segment")
 PREDICTION_SCORE_LABELS: Final = ("model", "version", "variant")
 BASELINE_RATIO_LABELS: Final = ("model", "version", "label")
 INPUT_ANOMALIES_LABELS: Final = ("model", "version", "field", "kind")
-OUTCOMES_LABELS: Final = ("model", "version", "label", "predicted")
+OUTCOMES_LABELS: Final = ("model", "version", "variant", "label", "predicted")
+LABEL_DELAY_LABELS: Final = ("model", "version", "variant")
 VARIANT_INFO_LABELS: Final = ("model", "version", "variant")
+SCORE_CALIBRATION_LABELS: Final = ("model", "version", "le")
+DECISION_THRESHOLD_LABELS: Final = ("model", "version")
+LOG_RECORDS_DROPPED_LABELS: Final = ("model", "version", "kind", "reason")
 
 # BentoML's own HTTP metrics, which the operator reads for error rate and latency.
 # Labels: endpoint, http_response_code, runner_name, service_name, service_version.

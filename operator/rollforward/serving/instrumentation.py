@@ -10,20 +10,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from rollforward.serving.calibration import ScoreCalibration
 from rollforward.serving.contract import (
     ENV_FEEDBACK_SECRET,
     FEEDBACK_SECRET_MIN_LENGTH,
     OTHER_SEGMENT,
     AnomalyKind,
 )
-from rollforward.serving.feedback import FeedbackItem, parse_feedback
+from rollforward.serving.feedback import parse_feedback
 from rollforward.serving.inputs import InputAnomaly
-from rollforward.serving.metrics import MetricIdentity, ServingMetrics
-from rollforward.serving.prediction_ids import PredictionIdCodec, RecentIds
+from rollforward.serving.metrics import MetricIdentity, Outcome, ServingMetrics
+from rollforward.serving.prediction_ids import IssuedPrediction, PredictionIdCodec, RecentIds
+from rollforward.serving.prediction_log import (
+    LogIdentity,
+    LogSettings,
+    LogStoreSettings,
+    PredictionLog,
+)
 from rollforward.serving.settings import ServingSettings
 
 _SEGMENT_VALUE_LIMIT = 48
@@ -49,8 +59,12 @@ class Instrumentation:
         *,
         metrics: ServingMetrics | None,
         logger: logging.Logger,
+        prediction_log: PredictionLog | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.prediction_log = prediction_log
+        self._clock = clock
         self.labels = tuple(labels)
         self.positive_label = positive_label
         self._metrics = metrics
@@ -95,7 +109,21 @@ class Instrumentation:
             baseline,
             metrics=metrics,
             logger=logger or logging.getLogger("rollforward.serving"),
+            prediction_log=_prediction_log(settings, metrics),
         )
+
+    def publish_calibration(self, recorded: Any) -> bool:
+        """Export the score calibration the training recorded (model metadata `calibration`);
+        False, and nothing exported, when there is none or it does not parse (older models)."""
+        if self._metrics is None or not isinstance(recorded, Mapping):
+            return False
+        try:
+            table = ScoreCalibration.model_validate(recorded)
+        except ValidationError as error:
+            self._log("calibration_invalid", error=str(error)[:300])
+            return False
+        self._metrics.publish_calibration(table)
+        return True
 
     @property
     def enabled(self) -> bool:
@@ -133,7 +161,13 @@ class Instrumentation:
         if self._metrics is None:
             return ""
         self._metrics.observe_prediction(label, score, self._segment(record))
-        return self._codec.issue(label) if self._codec is not None else ""
+        if self._codec is None:
+            return ""
+        s = self.settings
+        prediction_id = self._codec.issue(label, s.variant, s.version, self._clock())
+        if self.prediction_log is not None:
+            self.prediction_log.prediction(prediction_id, record, label, score)
+        return prediction_id
 
     def record_feedback(self, item: Any) -> FeedbackVerdict:
         """Count delayed ground truth for an earlier prediction; never raises."""
@@ -153,12 +187,25 @@ class Instrumentation:
             return self._reject(
                 InputAnomaly("predictionId", AnomalyKind.DUPLICATE_FEEDBACK, parsed.prediction_id)
             )
-        self._count_outcome(parsed, predicted)
+        self._count_outcome(parsed.label, predicted)
+        if self.prediction_log is not None:
+            self.prediction_log.feedback(parsed.prediction_id, parsed.label)
         return FeedbackVerdict(accepted=True)
 
-    def _count_outcome(self, item: FeedbackItem, predicted: str) -> None:
+    def reject_payload(self, detail: str) -> None:
+        """Count a /feedback body that holds no feedback items at all (wrong shape, too many)."""
+        self._reject(InputAnomaly("feedback", AnomalyKind.WRONG_TYPE, detail[:64]))
+
+    def _count_outcome(self, label: str, predicted: IssuedPrediction) -> None:
         if self._metrics is not None:
-            self._metrics.count_outcome(item.label, predicted)
+            outcome = Outcome(
+                label=label,
+                predicted=predicted.label,
+                version=predicted.version,
+                variant=predicted.variant,
+                delay_seconds=self._clock() - predicted.issued_at,
+            )
+            self._metrics.count_outcome(outcome)
 
     def _reject(self, anomaly: InputAnomaly) -> FeedbackVerdict:
         if self._metrics is not None:
@@ -192,6 +239,22 @@ class Instrumentation:
         s = self.settings
         line = {"event": event, "model": s.model, "version": s.version, "variant": s.variant}
         self._logger.warning(json.dumps({**line, **fields}, default=str))
+
+
+def _prediction_log(
+    settings: ServingSettings, metrics: ServingMetrics | None
+) -> PredictionLog | None:
+    """The log of this process, when a store is configured and logging is not turned off."""
+    log_settings = LogSettings()
+    store = LogStoreSettings().store()
+    if store is None or not log_settings.enabled:
+        return None
+    return PredictionLog(
+        store,
+        LogIdentity(settings.model, settings.version, settings.variant),
+        log_settings,
+        on_drop=metrics.count_dropped_log_records if metrics is not None else None,
+    )
 
 
 def _default_registry() -> Any:

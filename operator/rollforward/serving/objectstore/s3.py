@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from rollforward.bentostore.client import Answer, Presence, StoreError
-from rollforward.bentostore.sigv4 import (
+from rollforward.serving.objectstore.client import Answer, Presence, StoreError
+from rollforward.serving.objectstore.sigv4 import (
     EMPTY_SHA256,
     Credentials,
     canonical_query,

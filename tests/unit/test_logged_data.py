@@ -1,0 +1,94 @@
+"""Training rows from the prediction log: the window, late labels, duplicates, torn lines."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rollforward.serving.objectstore.client import Answer, Presence
+from rollforward.serving.prediction_log import FEEDBACK, PREDICTIONS, object_key
+from upsell import logged_data
+
+pytestmark = pytest.mark.unit
+
+END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+class MemoryStore:
+    """An in-memory bucket: keys to bytes (the real client is tested against versitygw)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def head(self, key: str) -> Answer:
+        return Answer(Presence.PRESENT if key in self.objects else Presence.MISSING)
+
+    def list(self, prefix: str) -> list[str]:
+        return [key for key in self.objects if key.startswith(prefix)]
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    def put(self, key: str, source: Path) -> None:
+        self.objects[key] = source.read_bytes()
+
+    def get(self, key: str, target: Path) -> None:
+        target.write_bytes(self.objects[key])
+
+
+def _write(store: MemoryStore, kind: str, at: datetime, records: list[object]) -> None:
+    key = object_key("logs", "upsell", kind, at, "w", len(store.objects))
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    store.objects[key] = ("\n".join(lines) + "\n").encode()
+
+
+def _prediction(pid: str, at: datetime, **features: object) -> dict[str, object]:
+    return {"at": at.isoformat(), "id": pid, "label": "stay", "score": 0.2, "features": features}
+
+
+def _feedback(pid: str, label: str, at: datetime) -> dict[str, object]:
+    return {"at": at.isoformat(), "id": pid, "label": label}
+
+
+def test_rows_are_window_predictions_with_labels_that_came_back_even_later() -> None:
+    store = MemoryStore()
+    inside, before = END - timedelta(days=2), END - timedelta(days=9)
+    _write(store, PREDICTIONS, before, [_prediction("old", before, country="US")])
+    _write(
+        store,
+        PREDICTIONS,
+        inside,
+        [
+            _prediction("a", inside, country="JP", signup_at="2026-11-28T10:00:00+00:00"),
+            _prediction("b", inside, country="US"),
+            "{torn line",
+        ],
+    )
+    _write(
+        store,
+        FEEDBACK,
+        inside,
+        [_feedback("a", "upgrade", inside), _feedback("old", "stay", inside)],
+    )
+    # A label for "b" arrives after the window closed, and a second (duplicate) for "a".
+    after = END + timedelta(hours=1)
+    _write(store, FEEDBACK, after, [_feedback("b", "stay", after), _feedback("a", "stay", after)])
+
+    data = logged_data.load(store, "logs", "upsell", END, days=7)
+
+    assert data.predictions == 2 and data.labelled == 2
+    rows = data.frame.set_index("country")
+    assert bool(rows.loc["JP", "upgraded"]) is True  # the first label counts
+    assert bool(rows.loc["US", "upgraded"]) is False
+    assert rows.loc["JP", "signup_at"] == datetime(2026, 11, 28, 10, tzinfo=UTC)
+    assert rows.loc["US", "signup_at"] == inside  # no sign-up time: when it was served
+    assert data.window()["labelled"] == 2 and data.window()["from"] < data.window()["to"]
+
+
+def test_an_empty_log_is_an_empty_frame_not_an_error() -> None:
+    data = logged_data.load(MemoryStore(), "logs", "upsell", END, days=7)
+
+    assert data.predictions == 0 and data.labelled == 0 and data.frame.empty
