@@ -107,6 +107,18 @@ def _get(url: str) -> str:
         return body.decode()
 
 
+def _first_answer(cluster: RealNodeCluster, url: str, timeout: float = 30) -> str:
+    """The first body `url` returns from inside the node's namespace, within `timeout`."""
+    answers: list[str] = []
+
+    def answered() -> bool:
+        answers.append(cluster.netns.call(lambda: _get(url)))
+        return True
+
+    wait_until(answered, timeout, interval=0.5, what=f"{url} to answer")
+    return answers[0]
+
+
 def _deployment_ready(cluster: RealNodeCluster, namespace: str) -> bool:
     status = cluster.cluster.kubectl_json("get", "deployment", "web", "-n", namespace)["status"]
     return bool(status.get("readyReplicas") == 2)
@@ -124,10 +136,12 @@ def test_deployment_runs_on_the_real_node_and_its_service_answers(
     pods = real_node.cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "app=web")
     assert {p["spec"]["nodeName"] for p in pods["items"]} == {NODE_NAME}
     assert all(p["status"]["podIP"].startswith("10.244.0.") for p in pods["items"])
-    # And the ClusterIP answers from inside the namespace, through kube-proxy's rules
+    # And the ClusterIP answers from inside the namespace, through kube-proxy's rules.
+    # kube-proxy programs the endpoints after the pods turn Ready, so the first answer may
+    # take a moment; every answer must be the page.
     service = real_node.cluster.kubectl_json("get", "service", "web", "-n", namespace)
     url = f"http://{service['spec']['clusterIP']}/index.html"
-    assert real_node.netns.call(lambda: _get(url)).strip() == PAGE
+    assert _first_answer(real_node, url).strip() == PAGE
 
 
 def test_job_resolves_the_service_by_name_and_reports_a_termination_message(
