@@ -505,7 +505,7 @@ def print_figures(figures: KeyFigures, out: TextIO) -> None:
     line("canary started", figures.canary_started)
     line("promoted", figures.promoted)
     line("rolled back", figures.rolled_back)
-    line("drift back below threshold on the new baseline", figures.drift_cleared)
+    line("no drift that matters on the new baseline", figures.drift_cleared)
 
 
 def print_experiment(result: StoryResult, out: TextIO) -> None:

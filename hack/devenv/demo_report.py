@@ -403,8 +403,7 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
         f"| canary started | {_seconds(f.since_onset(f.canary_started))} |",
         f"| promoted | {_seconds(f.since_onset(f.promoted))} |",
         f"| rolled back | {_seconds(f.since_onset(f.rolled_back))} |",
-        "| drift back below threshold (new baseline) | "
-        f"{_seconds(f.since_onset(f.drift_cleared))} |",
+        f"| no drift that matters (new baseline) | {_seconds(f.since_onset(f.drift_cleared))} |",
         "",
         f"Traffic: {len(report.records)} requests from {len({r.user_id for r in report.records})} "
         f"users, {len(answered)} answered; 5xx: {dict(errors) or 'none'}.",
