@@ -120,8 +120,11 @@ export_archive() {
   if [ -s "$archive" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$id" ]; then
     return
   fi
-  rm -f "$archive"
-  skopeo copy --quiet --dest-compress "$store_ref$reference" "oci-archive:$archive:$reference"
+  # Written beside and renamed: a node importing _out/images/*.oci.tar meanwhile (another
+  # pytest worker's) sees the old archive or the new one, never half of one.
+  rm -f "$archive.part"
+  skopeo copy --quiet --dest-compress "$store_ref$reference" "oci-archive:$archive.part:$reference"
+  mv -f "$archive.part" "$archive"
   echo "$id" >"$stamp"
 }
 

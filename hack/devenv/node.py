@@ -287,6 +287,7 @@ class RealNodeCluster(StartStop):
         self.node = RealNode(self.cluster, self.netns, self.layout)
 
     def start(self) -> RealNodeCluster:
+        self.layout.check_socket_paths()
         self.netns.create()
         self.cluster.start()
         self.node.start()

@@ -23,6 +23,10 @@ CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 RUNC = Path("/usr/sbin/runc")
 SOCKET_ROOT = Path("/run/rollforward")
+# sun_path holds 108 bytes with the terminating NUL.
+MAX_SOCKET_PATH = 107
+# The longest unix socket the kubelet makes under its root directory.
+_KUBELET_SOCKET = Path("device-plugins") / "kubelet.sock"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,16 @@ class NodeLayout:
     @property
     def cgroup_name(self) -> str:
         return f"rollforward-{self.run_id}"
+
+    def check_socket_paths(self) -> None:
+        """Fail at once, and say why, when `base` is too long for the kubelet's sockets
+        (which it puts under its root directory); the kubelet would fail later and obscurely."""
+        socket = self.kubelet_root / _KUBELET_SOCKET
+        if len(str(socket).encode()) > MAX_SOCKET_PATH:
+            raise ValueError(
+                f"{self.base} is too long for a node directory: the kubelet's socket {socket} "
+                f"would pass the {MAX_SOCKET_PATH} bytes a unix socket path may have"
+            )
 
 
 def containerd_toml(layout: NodeLayout, sandbox_image: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -117,9 +118,10 @@ def write_archive(spec: ImageSpec, path: Path) -> Path:
 
 
 def _write_layout_tar(files: Mapping[str, bytes], path: Path) -> Path:
-    """The OCI layout's files as one tar, written atomically."""
+    """The OCI layout's files as one tar, written atomically (also when two processes, say
+    two xdist workers, write the same archive at once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = _private_tmp(path)
     with tarfile.open(tmp, "w") as tar:
         for name in ("blobs", "blobs/sha256"):
             info = tarfile.TarInfo(name)
@@ -133,13 +135,18 @@ def _write_layout_tar(files: Mapping[str, bytes], path: Path) -> Path:
     return path
 
 
+def _private_tmp(path: Path) -> Path:
+    """A temporary name beside `path` that no other process uses, to rename into `path`."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
 def build_pause(out_dir: Path) -> Path:
     """Compile pause.c statically (cached by the source's hash)."""
     digest = hashlib.sha256(PAUSE_SOURCE.read_bytes()).hexdigest()[:16]
     binary = out_dir / f"pause-{digest}"
     if not binary.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = binary.with_suffix(".tmp")
+        tmp = _private_tmp(binary)
         subprocess.run(
             ["gcc", "-static", "-Os", "-Wall", "-Werror", "-o", str(tmp), str(PAUSE_SOURCE)],
             check=True,

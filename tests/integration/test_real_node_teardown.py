@@ -2,7 +2,9 @@
 cgroup, shim socket or CNI cache file, and the host's interfaces and NAT rules are unchanged.
 
 A module of its own, so that no other node (the module-scoped one of test_real_node.py) is
-running while the host is compared before and after.
+running while the host is compared before and after. Under xdist it runs in the real-node
+work unit (tests/fixtures/suite_order.py), never beside another module's node; the
+`real_node` mark makes the collection check that it is listed there.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from devenv.node import RealNodeCluster
 from devenv.oci_image import BUSYBOX_IMAGE
 from devenv.processes import wait_until
+
+pytestmark = pytest.mark.real_node
 
 SLEEPER = {
     "apiVersion": "v1",
@@ -44,10 +50,14 @@ def _host_paths() -> set[str]:
     return {str(p) for root in roots if root.exists() for p in [root, *root.rglob("*")]}
 
 
-def test_stopping_the_node_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_stopping_the_node_leaves_nothing_behind(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     links_before, nat_before, paths_before = _host_links(), _host_nat_rules(), _host_paths()
-    # Given a node that ran a pod (so there are shims, veths, mounts and pod cgroups)
-    node = RealNodeCluster(tmp_path / "node")
+    # Given a node that ran a pod (so there are shims, veths, mounts and pod cgroups), in a
+    # short directory: under xdist's popen-gwN, tmp_path puts the kubelet's sockets past the
+    # 107 bytes a unix socket path may have.
+    node = RealNodeCluster(tmp_path_factory.mktemp("teardown"))
     with node:
         node.cluster.apply(SLEEPER)
         wait_until(lambda: _running(node), 180, what="the pod to run")

@@ -8,6 +8,7 @@ import tarfile
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from devenv import node_config
@@ -29,6 +30,17 @@ def test_containerd_state_under_the_node_dir_and_its_socket_short() -> None:
     assert "io.containerd.nri.v1.nri" in config["disabled_plugins"]
     pinned = config["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]
     assert pinned["sandbox"] == "rollforward.local/pause:1"
+
+
+def test_a_node_directory_too_long_for_the_kubelets_sockets_is_refused_before_it_starts() -> None:
+    # As pytest's tmp_path names it under xdist: popen-gwN adds a level.
+    long_base = Path("/tmp/pytest-of-root/pytest-123/popen-gw1/test_stopping_the_node_leaves_0")
+    with pytest.raises(ValueError, match="too long for a node directory"):
+        NodeLayout(long_base / "node" / "node", "abc").check_socket_paths()
+    # The teardown test's and the real_node fixture's directories fit.
+    for short in ("teardown0", "real-node0"):
+        base = Path("/tmp/pytest-of-root/pytest-123/popen-gw1") / short / "node"
+        NodeLayout(base, "abc").check_socket_paths()
 
 
 def test_kubelet_runs_on_cgroup_v1_under_its_own_cgroup_and_never_writes_host_sysctls() -> None:
