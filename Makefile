@@ -34,11 +34,12 @@ test-unit: setup ## only the unit tests (no processes)
 # The e2e alone first: its bound on the failed requests of a bad canary needs a quiet
 # machine. Then the integration and unit tests on TEST_WORKERS pytest-xdist workers, whole
 # modules each, the real-node modules one after another (tests/fixtures/suite_order.py).
-# Both runs always go; the target fails when either fails.
+# Both runs always go; the target fails when either fails. -rA shows what the e2e says
+# (lost requests, the bad candidate's own 503s) also when it passes.
 TEST_WORKERS ?= 2
 test: setup system-deps node-deps cluster-bin ## every test: the e2e alone, then integration and unit on 2 workers
 	status=0; \
-	$(PY) -m pytest -q --durations=10 tests/e2e || status=$$?; \
+	$(PY) -m pytest -q -rA --durations=10 tests/e2e || status=$$?; \
 	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		tests/integration tests/unit || status=$$?; \
 	exit $$status

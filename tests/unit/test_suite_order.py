@@ -156,4 +156,4 @@ def test_other_distribution_modes_keep_xdists_own_scheduler() -> None:
 def test_make_test_runs_the_e2e_alone_then_the_rest_with_the_suites_scheduler() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert "--dist loadfile --no-loadscope-reorder" in makefile
-    assert "pytest -q --durations=10 tests/e2e ||" in makefile
+    assert "pytest -q -rA --durations=10 tests/e2e ||" in makefile
