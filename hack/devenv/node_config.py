@@ -23,8 +23,8 @@ CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 RUNC = Path("/usr/sbin/runc")
 SOCKET_ROOT = Path("/run/rollforward")
-# sun_path holds 108 bytes with the terminating NUL.
-MAX_SOCKET_PATH = 107
+# sun_path is 108 bytes; Go (the kubelet) fills it whole, with no terminating NUL.
+MAX_SOCKET_PATH = 108
 # The longest unix socket the kubelet makes under its root directory.
 _KUBELET_SOCKET = Path("device-plugins") / "kubelet.sock"
 

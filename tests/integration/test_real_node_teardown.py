@@ -56,7 +56,7 @@ def test_stopping_the_node_leaves_nothing_behind(
     links_before, nat_before, paths_before = _host_links(), _host_nat_rules(), _host_paths()
     # Given a node that ran a pod (so there are shims, veths, mounts and pod cgroups), in a
     # short directory: under xdist's popen-gwN, tmp_path puts the kubelet's sockets past the
-    # 107 bytes a unix socket path may have.
+    # 108 bytes a unix socket path may have.
     node = RealNodeCluster(tmp_path_factory.mktemp("teardown"))
     with node:
         node.cluster.apply(SLEEPER)
