@@ -37,8 +37,9 @@ test-unit: setup ## only the unit tests (no processes)
 # Both runs always go; the target fails when either fails. -rA shows what the e2e says
 # (lost requests, the bad candidate's own 503s) also when it passes.
 TEST_WORKERS ?= 2
-test: setup system-deps node-deps cluster-bin ## every test: the e2e alone, then integration and unit on 2 workers
-	status=0; \
+# The images are built once, before both runs (their warm rebuild alone takes minutes).
+test: setup system-deps node-deps cluster-bin images ## every test: the e2e alone, then integration and unit on 2 workers
+	status=0; export ROLLFORWARD_IMAGES_PREBUILT=1; \
 	$(PY) -m pytest -q -rA --durations=10 tests/e2e || status=$$?; \
 	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		tests/integration tests/unit || status=$$?; \
