@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -128,7 +130,39 @@ def test_a_store_that_ignores_the_condition_is_never_trusted() -> None:
     second = claims.claim("id-1", 0, "stay")
 
     assert first.reason is second.reason is UnverifiedReason.UNSUPPORTED
+    assert "If-None-Match" in first.detail and not second.detail  # logged once
     assert not bucket.objects  # the probe cleaned up; no marker was written
+
+
+class ProbesMeetBucket(SharedBucket):
+    """Holds each first probe create until two have happened: two threads probe at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(2, timeout=5)
+
+    def create(self, key: str, data: bytes) -> bool:
+        created = super().create(key, data)
+        if "/probe/" in key and created:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait()
+        return created
+
+
+def test_two_threads_probing_at_once_both_trust_the_store() -> None:
+    claims = FeedbackClaims(ProbesMeetBucket(), "logs", "m")
+    results: dict[str, Claim] = {}
+
+    def claim(prediction_id: str) -> None:
+        results[prediction_id] = claims.claim(prediction_id, 0, "stay")
+
+    threads = [threading.Thread(target=claim, args=(f"id-{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert {r.result for r in results.values()} == {ClaimResult.CLAIMED}
 
 
 def _replica(registry: CollectorRegistry, claims: FeedbackClaims | None) -> Instrumentation:

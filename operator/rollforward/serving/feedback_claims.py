@@ -59,6 +59,7 @@ from rollforward.serving.objectstore.client import StoreError
 CLAIMS: Final = "feedback-claims"
 _KEY_HEX = 32
 _NOT_IMPLEMENTED = 501
+_IGNORED = "the store accepted a second create of one key: it ignores If-None-Match"
 
 
 class ClaimResult(StrEnum):
@@ -169,7 +170,7 @@ class FeedbackClaims:
             probed = self._supported is True
         try:
             if not probed and not self._probe():
-                return Claim(ClaimResult.UNVERIFIED, UnverifiedReason.UNSUPPORTED)
+                return Claim(ClaimResult.UNVERIFIED, UnverifiedReason.UNSUPPORTED, _IGNORED)
             marker = {
                 "id": prediction_id,
                 "label": label,
@@ -182,14 +183,17 @@ class FeedbackClaims:
             with self._lock:
                 if isinstance(error, StoreError) and error.status == _NOT_IMPLEMENTED:
                     self._supported = False  # a store that says it has no conditional writes
-                    return Claim(ClaimResult.UNVERIFIED, UnverifiedReason.UNSUPPORTED)
+                    return Claim(ClaimResult.UNVERIFIED, UnverifiedReason.UNSUPPORTED, str(error))
                 self._skip_until = self._clock() + self._backoff
             return Claim(ClaimResult.UNVERIFIED, UnverifiedReason.STORE_ERROR, str(error)[:200])
         return Claim(ClaimResult.CLAIMED if created else ClaimResult.TAKEN)
 
     def _probe(self) -> bool:
         """Whether the store refuses a second create of one key; raises StoreError."""
-        key = f"{claims_prefix(self._prefix, self._model)}probe/{self._writer}"
+        # A key of its own per probe: two threads probing at once must not refuse each other.
+        key = (
+            f"{claims_prefix(self._prefix, self._model)}probe/{self._writer}-{secrets.token_hex(4)}"
+        )
         first = self._store.create(key, b"{}")
         second = self._store.create(key, b"{}")
         supported = first and not second
