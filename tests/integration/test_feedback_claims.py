@@ -3,8 +3,9 @@
 Given two serving processes of one model (two replicas) that share only the bento store
 (versitygw), when the same label reaches both, then the first counts the outcome and the
 second counts a duplicate_feedback anomaly and no outcome; when the second replica restarts
-(a new process with an empty memory), it still refuses the label; and a replica whose store
-does not answer still accepts a label, counted as unverified.
+(a new process with an empty memory), it still refuses the label; two creates of one key at
+the same instant have exactly one winner; and a replica whose store does not answer still
+accepts a label, counted as unverified.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +25,13 @@ from devenv.bento import REPO_ROOT
 from devenv.s3 import S3Server
 from rollforward.serving import contract
 from rollforward.serving.feedback_claims import claim_key, claims_prefix
+from rollforward.serving.objectstore.s3 import S3Store
 from rollforward.serving.prediction_ids import PredictionIdCodec
 
 KEY = "an-integration-feedback-key"
 MODEL = "soom-upsell"
 LABELS = ("stay", "upgrade")
+ROUNDS = 200
 REPLICA = Path(__file__).resolve().parents[1] / "fixtures" / "feedback_replica.py"
 OUTCOMES = contract.OUTCOMES_TOTAL
 DUPLICATES = f"{contract.INPUT_ANOMALIES_TOTAL}:duplicate_feedback"
@@ -107,6 +111,32 @@ def test_the_store_creates_a_key_only_once(s3_server: S3Server) -> None:
 
     target = s3_server.root / s3_server.bucket / "claims-test" / "one"
     assert target.read_bytes() == b"first"
+
+
+def _race(stores: list[S3Store], key: str) -> int:
+    """Create `key` from two threads released at the same instant; how many won."""
+    barrier = threading.Barrier(len(stores), timeout=10)
+    wins = [False] * len(stores)
+
+    def create(i: int) -> None:
+        barrier.wait()
+        wins[i] = stores[i].create(key, b"marker")
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return sum(wins)
+
+
+def test_simultaneous_creates_of_one_key_have_exactly_one_winner(s3_server: S3Server) -> None:
+    """Two replicas claiming one id at the same instant: the store must settle it."""
+    stores = [s3_server.store(), s3_server.store()]
+
+    winners = [_race(stores, f"claims-race/{n}") for n in range(ROUNDS)]
+
+    assert winners == [1] * ROUNDS
 
 
 def test_a_label_counts_once_across_two_replicas_and_a_restart(

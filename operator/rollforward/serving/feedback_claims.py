@@ -32,11 +32,13 @@ Decisions a naive version gets wrong:
   process probes the store: it creates a probe key twice and expects the second create to be
   refused. A store that accepts both, or answers 501 Not Implemented, never gets claims from
   this process (reason `unsupported`).
-- **Concurrency is the store's business.** AWS S3 and MinIO settle concurrent conditional
-  creates atomically. versitygw's posix backend (the store of the tests and the demo) checks
-  the precondition and then writes the object, so two copies of one label that reach two
-  replicas within the same few milliseconds can both be counted there; copies further apart
-  (a retry, a resend, a restart) are settled exactly.
+- **Concurrency is the store's business.** Two copies of one label can reach two replicas
+  at the same instant; the store must then let exactly one create win. AWS S3 documents that
+  it does. versitygw 1.8.0 (pinned in hack/versions.env) re-checks the condition under a
+  per-object publish lock before it links the object (backend/posix/objlock.go); versions up
+  to 1.7.0 checked it only before writing, so simultaneous copies could both win there. The
+  integration test races 200 pairs of creates against the pinned server and wants one winner
+  each time.
 """
 
 from __future__ import annotations
