@@ -3,7 +3,8 @@
 Given a bento serving with the store's environment, when it serves predictions and receives
 their feedback, then both land in the bucket as partitioned, append-only JSON lines; and a
 retraining run with `--source logs` trains on exactly those labelled records, naming its data
-window in the candidate's metadata, or fails with a clear reason when they are too few.
+window in the candidate's metadata, or fails with a clear reason when they are too few. The
+same labels resent to a restarted server count none (each was claimed once in the store).
 """
 
 from __future__ import annotations
@@ -121,7 +122,27 @@ def logged_traffic(
         _wait_for_lines(s3_server.store(), f"logs/{MODEL}/{FEEDBACK}/", RECORDS, run_dir)
     finally:
         server.stop()
+    _resend_to_a_restarted_server(soom_bento, env, feedback, tmp_path_factory)
     return RECORDS
+
+
+def _resend_to_a_restarted_server(
+    bento: BuiltBento,
+    env: dict[str, str],
+    feedback: list[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same labels, resent to a new server (a restart, or another replica), count none:
+    each was claimed once in the store (rollforward.serving.feedback_claims)."""
+    run_dir = tmp_path_factory.mktemp("restarted-server")
+    server = start_bento_server(bento.tag, bento.bentoml_home, run_dir, env=env)
+    try:
+        code, verdict = server.post("/feedback", feedback)
+    finally:
+        server.stop()
+    assert code == 200 and verdict["accepted"] == 0
+    assert all("duplicate_feedback" in r["reason"] for r in verdict["rejected"])
+    assert len(verdict["rejected"]) == RECORDS
 
 
 def _wait_for_lines(store: S3Store, prefix: str, wanted: int, scratch: Path) -> None:

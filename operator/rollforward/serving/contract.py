@@ -62,6 +62,10 @@ DECISION_THRESHOLD: Final = "rollforward_decision_threshold"
 # Prediction and feedback log records that never reached the store (rollforward.serving.
 # prediction_log): kind is predictions or feedback, reason buffer_full or store_error.
 LOG_RECORDS_DROPPED_TOTAL: Final = "rollforward_log_records_dropped_total"
+# Feedback labels counted without the bento store's once-per-prediction claim (rollforward.
+# serving.feedback_claims), so only the receiving process checked them for duplicates:
+# reason is no_store, store_error, backing_off or unsupported.
+FEEDBACK_UNVERIFIED_TOTAL: Final = "rollforward_feedback_unverified_total"
 
 # Their label names, in the order the helper declares them.
 PREDICTIONS_LABELS: Final = ("model", "version", "variant", "label", "segment")
@@ -74,6 +78,7 @@ VARIANT_INFO_LABELS: Final = ("model", "version", "variant")
 SCORE_CALIBRATION_LABELS: Final = ("model", "version", "le")
 DECISION_THRESHOLD_LABELS: Final = ("model", "version")
 LOG_RECORDS_DROPPED_LABELS: Final = ("model", "version", "kind", "reason")
+FEEDBACK_UNVERIFIED_LABELS: Final = ("model", "version", "reason")
 
 # BentoML's own HTTP metrics, which the operator reads for error rate and latency.
 # Labels: endpoint, http_response_code, runner_name, service_name, service_version.
@@ -103,7 +108,8 @@ class AnomalyKind(StrEnum):
     EXTRA = "extra"
     # Feedback named a prediction id this bento did not issue.
     UNKNOWN_PREDICTION_ID = "unknown_prediction_id"
-    # Feedback for a prediction id that already received feedback; it was not counted again.
+    # Feedback for a prediction id that already received feedback, on this process or (through
+    # the bento store's claim marker) on any replica or earlier pod; it was not counted again.
     DUPLICATE_FEEDBACK = "duplicate_feedback"
 
 

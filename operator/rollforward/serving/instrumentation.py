@@ -7,6 +7,7 @@ lines and self-describing prediction ids.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,14 @@ from rollforward.serving.contract import (
     AnomalyKind,
 )
 from rollforward.serving.feedback import parse_feedback
+from rollforward.serving.feedback_claims import (
+    Claim,
+    ClaimResult,
+    FeedbackClaims,
+    FeedbackDecision,
+    UnverifiedReason,
+    decide,
+)
 from rollforward.serving.inputs import InputAnomaly
 from rollforward.serving.metrics import MetricIdentity, Outcome, ServingMetrics
 from rollforward.serving.prediction_ids import IssuedPrediction, PredictionIdCodec, RecentIds
@@ -60,10 +69,12 @@ class Instrumentation:
         metrics: ServingMetrics | None,
         logger: logging.Logger,
         prediction_log: PredictionLog | None = None,
+        claims: FeedbackClaims | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.prediction_log = prediction_log
+        self.claims = claims
         self._clock = clock
         self.labels = tuple(labels)
         self.positive_label = positive_label
@@ -110,6 +121,7 @@ class Instrumentation:
             metrics=metrics,
             logger=logger or logging.getLogger("rollforward.serving"),
             prediction_log=_prediction_log(settings, metrics),
+            claims=_feedback_claims(settings),
         )
 
     def publish_calibration(self, recorded: Any) -> bool:
@@ -183,10 +195,15 @@ class Instrumentation:
                     "predictionId", AnomalyKind.UNKNOWN_PREDICTION_ID, parsed.prediction_id[:64]
                 )
             )
-        if not self._fed_back.add(parsed.prediction_id):
+        first_here = self._fed_back.add(parsed.prediction_id)
+        claim = self._claim(parsed.prediction_id, predicted, parsed.label) if first_here else None
+        decision = decide(first_here, claim)
+        if decision is FeedbackDecision.DUPLICATE:
             return self._reject(
                 InputAnomaly("predictionId", AnomalyKind.DUPLICATE_FEEDBACK, parsed.prediction_id)
             )
+        if decision is FeedbackDecision.COUNT_UNVERIFIED and claim is not None:
+            self._count_unverified(claim)
         self._count_outcome(parsed.label, predicted)
         if self.prediction_log is not None:
             self.prediction_log.feedback(parsed.prediction_id, parsed.label)
@@ -195,6 +212,18 @@ class Instrumentation:
     def reject_payload(self, detail: str) -> None:
         """Count a /feedback body that holds no feedback items at all (wrong shape, too many)."""
         self._reject(InputAnomaly("feedback", AnomalyKind.WRONG_TYPE, detail[:64]))
+
+    def _claim(self, prediction_id: str, predicted: IssuedPrediction, label: str) -> Claim:
+        if self.claims is None:
+            return Claim(ClaimResult.UNVERIFIED, UnverifiedReason.NO_STORE)
+        return self.claims.claim(prediction_id, predicted.issued_at, label)
+
+    def _count_unverified(self, claim: Claim) -> None:
+        reason = claim.reason or UnverifiedReason.STORE_ERROR
+        if self._metrics is not None:
+            self._metrics.count_unverified_feedback(reason)
+        if claim.detail:
+            self._log("feedback_claim_failed", reason=str(reason), detail=claim.detail)
 
     def _count_outcome(self, label: str, predicted: IssuedPrediction) -> None:
         if self._metrics is not None:
@@ -254,6 +283,19 @@ def _prediction_log(
         LogIdentity(settings.model, settings.version, settings.variant),
         log_settings,
         on_drop=metrics.count_dropped_log_records if metrics is not None else None,
+    )
+
+
+def _feedback_claims(settings: ServingSettings) -> FeedbackClaims | None:
+    """The claims of this process, when a store is configured and claims are not turned off."""
+    store = LogStoreSettings().store()
+    if store is None or not settings.feedback_claims:
+        return None
+    return FeedbackClaims(
+        dataclasses.replace(store, timeout=settings.feedback_claim_timeout_seconds),
+        LogSettings().prefix,
+        settings.model,
+        backoff_seconds=settings.feedback_claim_backoff_seconds,
     )
 
 

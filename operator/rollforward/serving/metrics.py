@@ -112,6 +112,13 @@ class ServingMetrics:
             contract.LOG_RECORDS_DROPPED_LABELS,
             registry=registry,
         )
+        self._unverified = Counter(
+            contract.FEEDBACK_UNVERIFIED_TOTAL.removesuffix("_total"),
+            "Feedback labels counted with only the per-process duplicate check, because the "
+            "bento store's claim did not settle (no store, store error, back-off, unsupported).",
+            contract.FEEDBACK_UNVERIFIED_LABELS,
+            registry=registry,
+        )
         self._threshold = Gauge(
             contract.DECISION_THRESHOLD,
             "Scores at or above this are predicted positive.",
@@ -134,6 +141,10 @@ class ServingMetrics:
     def count_dropped_log_records(self, kind: str, reason: str, count: int) -> None:
         i = self.identity
         self._log_drops.labels(i.model, i.version, kind, reason).inc(count)
+
+    def count_unverified_feedback(self, reason: str) -> None:
+        i = self.identity
+        self._unverified.labels(i.model, i.version, reason).inc()
 
     def publish_calibration(self, table: calibration.ScoreCalibration) -> None:
         """Export the training's reliability table, so the operator can estimate quality."""

@@ -8,14 +8,13 @@ read it back, count the outcome against the right variant and version, measure t
 delay, and reject ids it did not issue.
 
 Duplicates. A bounded per-process memory (`RecentIds`) refuses a second label for an id it
-has seen, so a retried or replayed /feedback counts once on that process. It is weak across
-replicas: two copies of one label that reach two different replicas are both counted (with
-N replicas behind a Service, a resent label lands elsewhere with chance (N-1)/N). We accept
-that and document it rather than add shared state to the serving path: senders should send
-each label once and resend only after a transport error; both variants see the same sender,
-so duplicates inflate neither variant's rate relative to the other; and the experiment's
-verdict depends on rates, not on raw counts. Exact once-per-id counting belongs to the
-offline log of labels (deduplicated by id at read time), not to the live counters.
+has seen, so a retried or replayed /feedback counts once on that process without a request.
+It alone is weak across replicas (with N replicas behind a Service, a resent label lands
+elsewhere with chance (N-1)/N) and forgets everything on a restart. So a label that is new to
+the process is then claimed in the bento store (rollforward.serving.feedback_claims): a
+conditional PUT of a marker keyed by the id, which the store creates for the first caller
+only; every later copy, on any replica or after a restart, is a duplicate. When the store
+cannot settle the claim the label is counted on this memory alone, and that is counted too.
 """
 
 from __future__ import annotations

@@ -28,5 +28,12 @@ class ServingSettings(BaseSettings):
     # Key for prediction-id signatures (ROLLFORWARD_FEEDBACK_SECRET). Without one (or with
     # one shorter than FEEDBACK_SECRET_MIN_LENGTH) /feedback is off: answers 503.
     feedback_secret: str = Field(default="", repr=False)
-    # Prediction ids already fed back, remembered to count duplicates (per worker).
+    # Prediction ids already fed back, remembered to count duplicates (per worker): the fast
+    # path before the bento store's claim (rollforward.serving.feedback_claims).
     feedback_memory: int = Field(default=100_000, ge=1)
+    # Claim each fed-back id in the bento store, so a label counts once across replicas and
+    # restarts. Needs the store (ROLLFORWARD_BENTO_STORE_*); without it, per-process only.
+    feedback_claims: bool = True
+    # Each socket wait of one claim; a store error then skips the store for the back-off.
+    feedback_claim_timeout_seconds: float = Field(default=1.0, gt=0)
+    feedback_claim_backoff_seconds: float = Field(default=30.0, ge=0)

@@ -31,10 +31,12 @@ class Answer:
 class StoreError(Exception):
     """A request the store refused or did not answer; `presence` says which kind."""
 
-    def __init__(self, presence: Presence, detail: str) -> None:
+    def __init__(self, presence: Presence, detail: str, status: int | None = None) -> None:
         super().__init__(f"{presence.value}: {detail}")
         self.presence = presence
         self.detail = detail
+        self.status = status
+        """The HTTP status of the answer; None when there was no answer."""
 
 
 class ObjectStore(Protocol):

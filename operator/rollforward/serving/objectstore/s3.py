@@ -8,6 +8,7 @@ needs no DNS per bucket. Objects are sent in one PUT: a bento is megabytes, far 
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import urllib.error
 import urllib.request
@@ -31,6 +32,9 @@ from rollforward.serving.objectstore.sigv4 import (
 
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _CHUNK = 1 << 20
+# A conditional create refused because the key exists, or because another create of it is in
+# flight (AWS S3's ConditionalRequestConflict); either way another caller owns the key.
+_ALREADY_EXISTS = frozenset({409, 412})
 
 
 def _now() -> datetime:
@@ -79,6 +83,7 @@ class S3Store:
         body: BinaryIO | None = None,
         payload_sha256: str = EMPTY_SHA256,
         length: int = 0,
+        conditions: dict[str, str] | None = None,
     ) -> HTTPResponse:
         base = urlsplit(self.endpoint)
         path = uri_encode(f"{base.path.rstrip('/')}/{self.bucket}/{key}".rstrip("/"), True)
@@ -97,6 +102,7 @@ class S3Store:
             ).headers
         if body is not None:
             headers["Content-Length"] = str(length)
+        headers.update(conditions or {})
         url = f"{base.scheme}://{base.netloc}{path}"
         if query:
             url += "?" + canonical_query(query)
@@ -106,7 +112,7 @@ class S3Store:
         except urllib.error.HTTPError as error:
             code = _error_code(error)
             detail = f"HTTP {error.code} {code or error.reason}"
-            raise StoreError(presence_of_status(error.code, code), detail) from error
+            raise StoreError(presence_of_status(error.code, code), detail, error.code) from error
         except (urllib.error.URLError, OSError) as error:
             raise StoreError(Presence.UNREACHABLE, str(error)) from error
         return response
@@ -160,6 +166,25 @@ class S3Store:
             ),
         ):
             return
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write `data` only if `key` does not exist (a conditional PUT, `If-None-Match: *`):
+        True when this call created it, False when it existed (412, or 409 when another
+        create of the key was in flight); raises StoreError."""
+        try:
+            with self._request(
+                "PUT",
+                key,
+                body=io.BytesIO(data),
+                payload_sha256=hashlib.sha256(data).hexdigest(),
+                length=len(data),
+                conditions={"If-None-Match": "*"},
+            ):
+                return True
+        except StoreError as error:
+            if error.status in _ALREADY_EXISTS:
+                return False
+            raise
 
     def get(self, key: str, target: Path) -> None:
         with self._request("GET", key) as response, target.open("wb") as out:
