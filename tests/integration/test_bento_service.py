@@ -225,6 +225,8 @@ def test_metric_families_have_the_contract_types(
         contract.BASELINE_RATIO: "gauge",
         contract.INPUT_ANOMALIES_TOTAL.removesuffix("_total"): "counter",
         contract.OUTCOMES_TOTAL.removesuffix("_total"): "counter",
+        # No bento store here: the label is counted with the per-process check only.
+        contract.FEEDBACK_UNVERIFIED_TOTAL.removesuffix("_total"): "counter",
         contract.LABEL_DELAY_SECONDS: "histogram",
         contract.VARIANT_INFO: "gauge",
         # The bento's training records its calibration (estimated quality before labels).
