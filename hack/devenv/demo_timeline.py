@@ -236,12 +236,14 @@ def drift_text(s: Snapshot) -> str:
         return f"drift Inconclusive (n={s.drift_samples}, streak {s.breach_streak})" + (
             " DRIFTED" if s.drifted else ""
         )
-    comparison = ">" if s.drift_outcome == "Drift" else "<="
-    score = (
-        f"{s.drift_statistic} {_number(s.drift_score)} {comparison} {_number(s.drift_threshold)}"
-        if s.drift_score is not None
-        else s.drift_statistic
-    )
+    # The sign compares the score with the threshold; the verdict also weighs the corrected
+    # p-value and the effect, so a score above the threshold can still be NoDrift.
+    score = s.drift_statistic
+    if s.drift_score is not None and s.drift_threshold is not None:
+        comparison = ">" if s.drift_score > s.drift_threshold else "<="
+        score += f" {_number(s.drift_score)} {comparison} {_number(s.drift_threshold)}"
+    elif s.drift_score is not None:
+        score += f" {_number(s.drift_score)}"
     flag = " DRIFTED" if s.drifted else ""
     return (
         f"drift {s.drift_outcome} ({score}, p={_number(s.p_value)}{effect_text(s)},"

@@ -158,6 +158,26 @@ def test_a_timeline_line_shows_drift_against_threshold_job_and_analysis() -> Non
     assert replace(snapshot, at=50.0).change_key() == snapshot.change_key()
 
 
+def test_a_nodrift_line_shows_a_score_above_threshold_as_above_it() -> None:
+    """Significant (13.64 > 6.63) but too small to matter: the verdict is NoDrift, and the
+    line must not claim the score is below the threshold."""
+    snapshot = snapshot_of(
+        status(
+            "Stable",
+            drift={"outcome": "NoDrift", "statistic": "chiSquare", "score": 13.64,
+                   "threshold": 6.63, "pValue": 0.0011, "currentSamples": 264,
+                   "effect": {"estimate": 0.037, "lower": 0.0, "upper": 0.08,
+                              "confidence": 0.99, "minimum": 0.03}},
+            **drifted(False),
+        ),
+        163.8,
+        "concept-drift",
+    )  # fmt: skip
+    line = timeline_line(snapshot)
+    assert "drift NoDrift (chiSquare 13.64 > 6.63" in line, line
+    assert "TVD 3.7 pt [0.0-8.0] < 3.0" in line, line
+
+
 def record(elapsed: float, variant: str) -> TrafficRecord:
     return TrafficRecord(0, "", elapsed, "baseline", "u", 200, variant, "stay", "v")
 
