@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 cache="${ROLLFORWARD_CACHE:-$HOME/.cache/rollforward}"
 out="${IMAGES_OUT:-_out/images}"
 graphroot="$cache/containers/storage"
+archives="$cache/containers/archives"
 runroot="${TMPDIR:-/tmp}/rollforward-containers-$(id -u)"
 storage=(--root "$graphroot" --runroot "$runroot" --storage-driver vfs)
 store_ref="containers-storage:[vfs@$graphroot+$runroot]"
@@ -102,28 +103,78 @@ bootstrap() {
 build() {
   local dockerfile="$1" tag="$2" base="$3"
   log "building $tag"
-  local mounts=()
+  local log_file="$out/logs/${tag##*/}.log" name stage
+  name="${tag##*/}"
+  name="${name%%:*}"
+  : >"$log_file"
+  # Each named stage is built and tagged first: prune keeps only what a tag reaches, and the
+  # final image does not reach the stages it copies from, so their cached layers (the
+  # dependency installs) would otherwise be pruned and rebuilt by every build.
+  for stage in $(sed -n 's/^FROM .* AS \([A-Za-z0-9_-]*\)$/\1/ip' "$dockerfile"); do
+    bud "$dockerfile" "$base" "$log_file" --target "$stage" --tag "localhost/rollforward/stage-$name-$stage"
+  done
+  bud "$dockerfile" "$base" "$log_file" --tag "$tag"
+}
+
+bud() {
+  local dockerfile="$1" base="$2" log_file="$3" mounts=()
+  shift 3
   # The host's CA bundle stands in for the base's during RUN steps (never in a layer), so
   # pip and uv reach PyPI through a TLS-intercepting proxy the host trusts.
   [ ! -s "$build_ca" ] || mounts=(--volume "$build_ca:/etc/ssl/certs/ca-certificates.crt:ro")
   buildah "${storage[@]}" bud --quiet --layers --pull=never --isolation chroot "${mounts[@]}" \
-    --build-arg "BASE=$base" --file "$dockerfile" --tag "$tag" . >"$out/logs/${tag##*/}.log" 2>&1 \
-    || { tail -30 "$out/logs/${tag##*/}.log" >&2; log "build log: $out/logs/${tag##*/}.log"; exit 1; }
+    --build-arg "BASE=$base" --file "$dockerfile" "$@" . >>"$log_file" 2>&1 \
+    || { tail -30 "$log_file" >&2; log "build log: $log_file"; exit 1; }
 }
 
-# Export to an OCI archive, unless the archive already holds this very image.
+# A digest of the build context: the files .dockerignore lets in, by path and content.
+context_digest() {
+  local included
+  mapfile -t included < <(sed -n 's/^!//p' .dockerignore)
+  find "${included[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+    | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-32
+}
+
+# Even a build whose every step is cached takes about a minute per image on vfs (each
+# cache check of a COPY --from copies the stage's root), so an image whose inputs (context,
+# Dockerfile, base) are those of its current build is not built again.
+build_unless_unchanged() {
+  local name="$1" base="$2" context="$3" reference="${references[$1]}" inputs stamp
+  inputs="$(printf '%s\n' "$context" "$(sha256sum <"images/$name/Dockerfile")" "$(image_id "$base")" \
+    | sha256sum | cut -c1-32)"
+  stamp="$cache/containers/inputs/$name"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$inputs $(image_id "$reference")" ]; then
+    log "$reference: inputs unchanged since its build"
+    return
+  fi
+  build "images/$name/Dockerfile" "$reference" "$base"
+  mkdir -p "${stamp%/*}"
+  echo "$inputs $(image_id "$reference")" >"$stamp"
+}
+
+# Export to an OCI archive, unless the archive already holds this very image. Exported
+# archives stay in the cache by image ID: a fresh clone whose layers are all cached gets its
+# archives as hard links instead of compressing each image again (minutes for the Python ones).
 export_archive() {
-  local name="$1" reference="$2" id stamp archive
+  local name="$1" reference="$2" id stamp archive cached
   id="$(image_id "$reference")"
   archive="$out/$name.oci.tar"
   stamp="$out/.$name.id"
   if [ -s "$archive" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$id" ]; then
     return
   fi
-  # Written beside and renamed: a node importing _out/images/*.oci.tar meanwhile (another
+  cached="$archives/$name-${id:0:16}.oci.tar"
+  if [ ! -s "$cached" ]; then
+    rm -f "$cached.part"
+    skopeo copy --quiet --dest-compress "$store_ref$reference" "oci-archive:$cached.part:$reference"
+    mv -f "$cached.part" "$cached"
+    # Only the newest archive of each image is worth keeping.
+    find "$archives" -maxdepth 1 -name "$name-*.oci.tar" ! -name "${cached##*/}" -delete
+  fi
+  # Linked beside and renamed: a node importing _out/images/*.oci.tar meanwhile (another
   # pytest worker's) sees the old archive or the new one, never half of one.
   rm -f "$archive.part"
-  skopeo copy --quiet --dest-compress "$store_ref$reference" "oci-archive:$archive.part:$reference"
+  ln "$cached" "$archive.part" 2>/dev/null || cp "$cached" "$archive.part"
   mv -f "$archive.part" "$archive"
   echo "$id" >"$stamp"
 }
@@ -162,7 +213,7 @@ clean() {
 }
 
 main() {
-  local names=("$@") name
+  local names=("$@") name base context
   if [ "${1:-}" = --clean ]; then
     clean
     return
@@ -172,16 +223,15 @@ main() {
     [ -n "${references[$name]:-}" ] || { log "unknown image $name (one of: ${order[*]})"; exit 2; }
   done
   need_tools
-  mkdir -p "$out/logs" "$graphroot" "$runroot"
+  mkdir -p "$out/logs" "$graphroot" "$runroot" "$archives"
   take_the_store
   bootstrap "$debian_image" "${debian_variant[@]}" "${debian_options[@]}"
   bootstrap "$python_image" "${python_variant[@]}" "${debian_options[@]}"
+  context="$(context_digest)"
   for name in "${names[@]}"; do
-    if [ "$name" = router ]; then
-      build "images/$name/Dockerfile" "${references[$name]}" "$debian_image"
-    else
-      build "images/$name/Dockerfile" "${references[$name]}" "$python_image"
-    fi
+    base="$python_image"
+    [ "$name" != router ] || base="$debian_image"
+    build_unless_unchanged "$name" "$base" "$context"
     export_archive "$name" "${references[$name]}"
   done
   prune
