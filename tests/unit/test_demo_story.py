@@ -12,8 +12,11 @@ from devenv.demo import (
     COMPRESSED_STEPS,
     FAULTY_RETRAIN,
     FAULTY_RETRAIN_CONFIGMAP,
+    LOGS_MIN_LABELLED,
+    LOGS_RETRAIN,
     demo_manifest,
     faulty_retrain_configmap,
+    logs_retraining_request,
 )
 from devenv.demo_env import project_images, prometheus_service, prometheus_url
 from devenv.demo_report import StoryReport, blast_radius, bucketed_shares, write_report
@@ -84,6 +87,27 @@ def test_a_bad_candidate_story_retrains_with_the_faulty_entrypoint() -> None:
     configmap = faulty_retrain_configmap("demo")
     assert "export_to_store" in configmap["data"][FAULTY_RETRAIN[1].rsplit("/", 1)[1]]
     assert any("503" in note for note in notes)
+
+
+def test_a_retraining_from_the_logs_is_the_examples_entrypoint_on_the_prediction_log() -> None:
+    manifest, _ = compressed()
+    patch = logs_retraining_request(manifest, "from-logs")
+
+    assert patch["metadata"]["annotations"] == {"rollforward.io/retrain": "from-logs"}
+    template = patch["spec"]["retraining"]["template"]
+    [container] = template["spec"]["containers"]
+    assert container["command"] == LOGS_RETRAIN
+    assert container["command"][:3] == ["python", "-m", "upsell.retrain"]
+    assert LOGS_RETRAIN[LOGS_RETRAIN.index("--source") + 1] == "logs"
+    assert LOGS_RETRAIN[LOGS_RETRAIN.index("--min-labelled") + 1] == str(LOGS_MIN_LABELLED)
+    assert container["image"] == "rollforward/upsell-trainer:0.1.0"
+    # The rest of the template is the example's, and the manifest itself is untouched.
+    example = manifest["spec"]["retraining"]["template"]
+    assert template["spec"]["restartPolicy"] == example["spec"]["restartPolicy"]
+    assert example["spec"]["containers"][0]["command"] != LOGS_RETRAIN
+    patched = {**manifest, "spec": {**manifest["spec"], "retraining": {
+        **manifest["spec"]["retraining"], "template": template}}}  # fmt: skip
+    ModelDeployment.model_validate(patched)
 
 
 def test_each_milestone_is_named_once_from_the_latest_state() -> None:
