@@ -182,6 +182,23 @@ def test_a_timeline_line_shows_drift_against_threshold_job_and_analysis() -> Non
     assert replace(snapshot, at=50.0).change_key() == snapshot.change_key()
 
 
+def test_the_timeline_and_report_name_the_data_the_candidate_was_trained_on(
+    tmp_path: Path,
+) -> None:
+    trained = {"source": "generated", "start": "2026-05-01T00:00:00Z",
+               "end": "2026-06-30T00:00:00Z", "predictions": 6600, "labelled": 6600}  # fmt: skip
+    retraining = {"jobName": "upsell-retrain-1", "phase": "Succeeded",
+                  "candidateVersion": "soom-upsell:new", "trainingData": trained}  # fmt: skip
+    snapshot = snapshot_of(status("Canary", retraining=retraining), 42.0, "concept-drift")
+
+    expected = "generated 2026-05-01 00:00:00 to 2026-06-30 00:00:00 UTC: 6600 rows"
+    assert snapshot.job_data == expected
+    assert f"(trained on {expected})" in timeline_line(snapshot)
+    without = snapshot_of(status("Canary", retraining={"jobName": "j", "phase": "Running"}), 1.0)
+    assert without.job_data == "" and "trained on" not in timeline_line(without)
+    assert snapshot.change_key() != replace(snapshot, job_data="").change_key()
+
+
 def test_a_nodrift_line_shows_a_score_above_threshold_as_above_it() -> None:
     """Significant (13.64 > 6.63) but too small to matter: the verdict is NoDrift, and the
     line must not claim the score is below the threshold."""
@@ -223,6 +240,8 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
         snapshot_of(status("Stable"), 0.0, "baseline"),
         snapshot_of(status("Retraining", drift=drift, **drifted(True)), 12.0, "concept-drift"),
     ]
+    trained = replace(snapshots[1], at=14.0, job_data="prediction-log: 640 labelled")
+    snapshots.append(trained)
     figures = key_figures(snapshots, drift_onset=5.0)
     records = [record(1.0, "champion"), replace(record(7.0, "candidate"), status=502)]
     pods = PodTable(
@@ -240,6 +259,7 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
     assert "| drift detected (Drifted=True) | 7.0 s |" in text
     assert "'502 from candidate': 1" in text and "- compressed" in text
     assert "## Blast radius of the canary" in text
+    assert "candidate was trained on prediction-log: 640 labelled." in text
     assert "total variation distance 25.0 points" in text and "minEffect 3.0" in text
     for plot in ("drift.png", "split.png", "versions.png"):
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
