@@ -141,6 +141,7 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
         window = window.model_copy(update={"start": since})
     options = TrainingOptions(seed=settings.seed, since=since, algorithm=settings.algorithm)
     model = train(data, options)
+    window = window.model_copy(update={"labelled": model.labelled_rows})
     champion = _champion_recent(settings.champion or settings.serving_version, model)
     metrics = model.metrics.model_copy(update={"champion_recent": champion})
     reasons = acceptance_problems(
@@ -165,7 +166,7 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
         baseline_distribution=model.baseline_distribution,
         trained_at=trained_at,
         training_rows=model.training_rows,
-        data_window=window.model_copy(update={"labelled": model.labelled_rows}),
+        data_window=window,
     )
 
 
