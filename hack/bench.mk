@@ -2,9 +2,9 @@
 # ratios against baselines measured in the same run; reports go to bench-results/.
 BENCH_PYTHONPATH := PYTHONPATH=operator:hack
 
-.PHONY: bench-operator bench-scale bench-drift-queries bench-canary bench-estimated-quality bench-experiment
+.PHONY: bench-operator bench-scale bench-drift-queries bench-canary bench-estimated-quality bench-experiment bench-logs-retraining
 
-bench: bench-bento bench-drift bench-operator bench-drift-queries bench-canary bench-estimated-quality bench-experiment ## run every benchmark; results in bench-results/
+bench: bench-bento bench-drift bench-operator bench-drift-queries bench-canary bench-estimated-quality bench-experiment bench-logs-retraining ## run every benchmark; results in bench-results/
 	@echo "bench: results in $(CURDIR)/bench-results/"
 	@ls -1 bench-results/*.md
 
@@ -27,6 +27,9 @@ bench-drift-queries: setup system-deps ## Prometheus queries per drift interval 
 
 bench-canary: setup ## false aborts of healthy canaries and failed requests before a bad one is aborted, through the decision code (bench-results/canary-abort.md)
 	$(BENCH_PYTHONPATH):bentos $(PY) bench/bench_canary_abort.py --output bench-results/canary-abort.md
+
+bench-logs-retraining: setup ## whether a candidate trained on the e2e's prediction log passes the gate, by when the Job reads it (bench-results/logs-retraining.md)
+	$(BENCH_PYTHONPATH):bentos $(PY) bench/bench_logs_retraining.py --output bench-results/logs-retraining.md
 
 bench-estimated-quality: setup ## label-free estimated accuracy, precision, recall vs realized, per Soom scenario (bench-results/estimated-quality.md)
 	$(BENCH_PYTHONPATH):bentos $(PY) bench/bench_estimated_quality.py --output bench-results/estimated-quality.md

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from rollforward.serving.contract import DataWindow
 from rollforward.serving.objectstore.client import ObjectStore
 from rollforward.serving.prediction_log import FEEDBACK, PREDICTIONS, day_prefix
 from upsell.schema import POSITIVE_LABEL
@@ -38,20 +39,29 @@ class LoggedData:
     labelled: int
     """Of those, how many have a feedback label (the rows of `frame`)."""
 
-    def window(self) -> dict[str, Any]:
-        """The data window, as the candidate's metadata names it."""
-        return {
-            "source": "prediction-log",
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
-            "predictions": self.predictions,
-            "labelled": self.labelled,
-        }
+    def window(self, drift_began_at: datetime | None = None) -> DataWindow:
+        """The data window, as the candidate's result and metadata name it."""
+        return DataWindow(
+            source="prediction-log",
+            start=self.start,
+            end=self.end,
+            predictions=self.predictions,
+            labelled=self.labelled,
+            drift_began_at=drift_began_at,
+        )
 
 
-def load(store: ObjectStore, prefix: str, model: str, end: datetime, days: float) -> LoggedData:
-    """The labelled predictions logged for `model` in the `days` before `end`."""
-    start = end - timedelta(days=days)
+def load(
+    store: ObjectStore,
+    prefix: str,
+    model: str,
+    end: datetime,
+    days: float,
+    since: datetime | None = None,
+) -> LoggedData:
+    """The labelled predictions logged for `model` in the `days` before `end`, or from `since`
+    when that is later (the drift onset: what production sees now)."""
+    start = window_start(end, days, since)
     predictions = {
         r["id"]: r
         for r in _records(store, prefix, model, PREDICTIONS, start, end)
@@ -65,6 +75,15 @@ def load(store: ObjectStore, prefix: str, model: str, end: datetime, days: float
     if rows:
         frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True)
     return LoggedData(frame, start, end, len(predictions), len(rows))
+
+
+def window_start(end: datetime, days: float, since: datetime | None) -> datetime:
+    """The first moment of the window: `days` before `end`, or `since` when later. Pure."""
+    start = end - timedelta(days=days)
+    if since is None:
+        return start
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return max(start, min(since, end))
 
 
 def _records(

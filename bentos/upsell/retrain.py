@@ -19,15 +19,17 @@ from typing import Any, Final, Literal
 
 import bentoml
 import pandas as pd
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rollforward.serving.bento_store import StoreSettings, pull, push
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
+    ENV_DRIFT_BEGAN_AT,
     ENV_MODEL,
     ENV_TERMINATION_MESSAGE_PATH,
     ENV_VERSION,
+    DataWindow,
     EvaluationMetrics,
     RetrainingResult,
 )
@@ -69,6 +71,13 @@ class RetrainSettings(BaseSettings):
     )
     # logs: fewer labelled records than this fail the Job instead of training on noise.
     min_labelled: int = Field(default=200, ge=50)
+    # logs: start the window where the drift episode's data began, when the operator says
+    # (ROLLFORWARD_DRIFT_BEGAN_AT), so the candidate learns what production sees now.
+    since_drift: bool = False
+    # What the operator sets on a Job started while a drift episode is open.
+    drift_began_at: datetime | None = Field(
+        default=None, validation_alias=AliasChoices(ENV_DRIFT_BEGAN_AT, "drift_began_at")
+    )
     scenario: str = "baseline"
     seed: int = 0
     rows: int = Field(default=20_000, ge=100)
@@ -91,6 +100,11 @@ class RetrainSettings(BaseSettings):
         default=Path(DEFAULT_TERMINATION_MESSAGE_PATH),
         validation_alias=AliasChoices(ENV_TERMINATION_MESSAGE_PATH, "termination_message_path"),
     )
+
+    @field_validator("drift_began_at", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,10 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult:
-    data, provenance = training_data(settings, trained_at)
+    data, window = training_data(settings, trained_at)
     since = _since(settings, data) if settings.source == "generated" else None
+    if since is not None:
+        window = window.model_copy(update={"start": since})
     options = TrainingOptions(seed=settings.seed, since=since, algorithm=settings.algorithm)
     model = train(data, options)
+    window = window.model_copy(update={"labelled": model.labelled_rows})
     champion = _champion_recent(settings.champion or settings.serving_version, model)
     metrics = model.metrics.model_copy(update={"champion_recent": champion})
     reasons = acceptance_problems(
@@ -138,7 +155,7 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
             "trained_at": trained_at.isoformat(),
             "accepted": not reasons,
             "algorithm": settings.algorithm,
-            "data_window": provenance,
+            "data_window": window.model_dump(mode="json", by_alias=True, exclude_none=True),
         },
     )
     return RetrainingResult(
@@ -149,19 +166,29 @@ def retrain(settings: RetrainSettings, trained_at: datetime) -> RetrainingResult
         baseline_distribution=model.baseline_distribution,
         trained_at=trained_at,
         training_rows=model.training_rows,
+        data_window=window,
     )
 
 
-def training_data(settings: RetrainSettings, now: datetime) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The rows to train on, and the data window the candidate's metadata names."""
+def training_data(settings: RetrainSettings, now: datetime) -> tuple[pd.DataFrame, DataWindow]:
+    """The rows to train on, and the data window the candidate's result and metadata name."""
     if settings.source == "generated":
         data = generate(settings.scenario, settings.rows, settings.seed)
-        return data, {"source": "generated", "scenario": settings.scenario, "rows": len(data)}
+        window = DataWindow(
+            source="generated",
+            start=data["signup_at"].min().floor("s").to_pydatetime(),
+            end=data["signup_at"].max().ceil("s").to_pydatetime(),
+            predictions=len(data),
+            labelled=int(data["upgraded"].notna().sum()),
+            scenario=settings.scenario,
+        )
+        return data, window
     if not os.environ.get(ENV_STORE_ENDPOINT):
         raise TrainingError(f"--source logs needs the bento store ({ENV_STORE_ENDPOINT} is unset)")
     days = settings.window_days or DEFAULT_LOG_WINDOW_DAYS
+    drift_began_at = settings.drift_began_at if settings.since_drift else None
     logged = logged_data.load(
-        StoreSettings().store(), settings.log_prefix, settings.log_model, now, days
+        StoreSettings().store(), settings.log_prefix, settings.log_model, now, days, drift_began_at
     )
     if logged.labelled < settings.min_labelled:
         raise TrainingError(
@@ -169,8 +196,9 @@ def training_data(settings: RetrainSettings, now: datetime) -> tuple[pd.DataFram
             f"{settings.log_model} from {logged.start:%Y-%m-%d %H:%M} to "
             f"{logged.end:%Y-%m-%d %H:%M} UTC ({logged.predictions} predictions logged); "
             f"need at least {settings.min_labelled}"
+            + (" (the window starts at the drift onset)" if drift_began_at else "")
         )
-    return logged.frame, logged.window()
+    return logged.frame, logged.window(drift_began_at)
 
 
 def export_to_store(result: RetrainingResult) -> RetrainingResult:
@@ -275,6 +303,12 @@ def _parse(argv: Sequence[str] | None) -> dict[str, Any]:
         "--source", choices=["generated", "logs"], help="synthetic data, or the prediction log"
     )
     parser.add_argument("--min-labelled", type=int, help="logs: fewest labelled records")
+    parser.add_argument(
+        "--since-drift",
+        action="store_true",
+        default=None,
+        help=f"logs: start the window at the drift onset the operator names ({ENV_DRIFT_BEGAN_AT})",
+    )
     parser.add_argument("--scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int)
     parser.add_argument("--rows", type=int)

@@ -54,6 +54,8 @@ class TrainedModel:
     recent: pd.DataFrame
     # Reliability table of the holdout scores: lets the operator estimate quality unlabelled.
     calibration: ScoreCalibration
+    # Labelled rows used, training and holdout together (after the `since` cut).
+    labelled_rows: int = 0
 
     def metadata(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Model-store metadata (plain JSON types) that the service reads back."""
@@ -100,6 +102,7 @@ def train(data: pd.DataFrame, options: TrainingOptions | None = None) -> Trained
         calibration=reliability_table(
             holdout_scores.tolist(), holdout[LABEL_COLUMN].astype(bool).tolist(), opts.threshold
         ),
+        labelled_rows=len(usable),
     )
 
 

@@ -55,9 +55,17 @@ from devenv.demo_timeline import (
 )
 from devenv.feedback_sender import FeedbackPlan, FeedbackStats
 from devenv.traffic import TrafficDriver, TrafficPlan, TrafficRecord, read_log
+from rollforward.api import annotations as steering
 from rollforward.naming import router_name
 
-__all__ = ["DemoEnvironment", "StoryPlan", "StoryResult", "demo_manifest", "run_story"]
+__all__ = [
+    "DemoEnvironment",
+    "StoryPlan",
+    "StoryResult",
+    "demo_manifest",
+    "logs_retraining_request",
+    "run_story",
+]
 # Seconds-scale stand-ins for the example's minutes. After the pivot the model predicts
 # `upgrade` for under 3% of users, and a chi-square test needs an expected count of 5 in that
 # cell: about 200 predictions per window. Hence 25 req/s, a 20 s drift window (checked every
@@ -108,6 +116,15 @@ DEMO_EXPERIMENT: dict[str, str | float] = {
     "maxDuration": "10m",
     "labelHorizon": "10s",
 }
+# Retraining on what the story's traffic logged: the example's entrypoint on the prediction log
+# (the bentos append every prediction and every /feedback label to the S3 bento store), from the
+# drift onset when the operator names one, else the last day; fewer than LOGS_MIN_LABELLED
+# labelled records fail the Job with the reason. Not the happy story's own Job: ~20 s after the
+# onset the log holds a few hundred labelled post-drift records, and a candidate trained on them
+# rarely passes notWorseThanChampion (README, "Retraining on logged data").
+LOGS_MIN_LABELLED = 500
+LOGS_RETRAIN = ["python", "-m", "upsell.retrain", "--source", "logs", "--since-drift",
+                "--window-days", "1", "--min-labelled", str(LOGS_MIN_LABELLED)]  # fmt: skip
 FAULTY_RETRAIN_SOURCE = REPO_ROOT / "hack" / "devenv" / "faulty_retrain.py"
 FAULTY_RETRAIN_CONFIGMAP = "faulty-retrain"
 FAULTY_RETRAIN_DIR = "/opt/rollforward-demo"
@@ -265,6 +282,18 @@ def demo_manifest(
         "about two minutes (production's 2 points needs days)"
     )
     return manifest, notes
+
+
+def logs_retraining_request(manifest: dict[str, Any], request: str) -> dict[str, Any]:
+    """A merge patch asking the ModelDeployment `manifest` (as the API server returns it) for
+    one retraining from the prediction log (LOGS_RETRAIN), by the rollforward.io/retrain
+    annotation with the value `request`. Pure."""
+    template = copy.deepcopy(manifest["spec"]["retraining"]["template"])
+    template["spec"]["containers"][0]["command"] = list(LOGS_RETRAIN)
+    return {
+        "metadata": {"annotations": {steering.RETRAIN: request}},
+        "spec": {"retraining": {"template": template}},
+    }
 
 
 def _lost(record: TrafficRecord, bad_candidate: bool) -> bool:

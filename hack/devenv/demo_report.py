@@ -383,6 +383,12 @@ def _seconds(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f} s"
 
 
+def _training_data_lines(report: StoryReport) -> list[str]:
+    """What the retraining Job's candidate was trained on (status.retraining.trainingData)."""
+    data = next((s.job_data for s in reversed(report.snapshots) if s.job_data), "")
+    return [f"The retraining Job's candidate was trained on {data}.", ""] if data else []
+
+
 def markdown(report: StoryReport, plots: Sequence[str]) -> str:
     f = report.figures
     answered = [r for r in report.records if r.status]
@@ -410,6 +416,7 @@ def markdown(report: StoryReport, plots: Sequence[str]) -> str:
         "",
         _effect_at_detection(report),
         "",
+        *_training_data_lines(report),
         *[f"- {note}" for note in report.notes],
         "",
         *blast_radius_lines(

@@ -15,6 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pydantic import ValidationError
+
+from rollforward.api import TrainingData
+from rollforward.kubectl.render import training_data_text
+
 Analysis = tuple[tuple[str, str, float | None], ...]
 
 
@@ -93,6 +98,8 @@ class Snapshot:
     realized: tuple[VariantQualityPoint, ...] = field(default=())
     estimated: tuple[VariantQualityPoint, ...] = field(default=())
     experiment: ExperimentPoint | None = None
+    job_data: str = ""
+    """The data window the Job reported its candidate was trained on, as one line."""
 
     def change_key(self) -> tuple[Any, ...]:
         """Everything but the time and the quality figures (the experiment's verdict is in):
@@ -171,6 +178,18 @@ def experiment_of(status: Mapping[str, Any]) -> ExperimentPoint | None:
     )
 
 
+def job_data_of(retraining: Mapping[str, Any]) -> str:
+    """status.retraining.trainingData as `kubectl rollforward get` shows it; empty without.
+    Pure."""
+    data = retraining.get("trainingData")
+    if not isinstance(data, Mapping):
+        return ""
+    try:
+        return training_data_text(TrainingData.model_validate(data))
+    except ValidationError:
+        return ""
+
+
 def snapshot_of(
     status: Mapping[str, Any], at: float, scenario: str = "", steps: int = 0
 ) -> Snapshot:
@@ -218,6 +237,7 @@ def snapshot_of(
         rollback=str(status.get("lastRollback", "")),
         realized=realized_of(status),
         estimated=estimated_of(status),
+        job_data=job_data_of(retraining),
         experiment=experiment_of(status),
     )
 
@@ -274,6 +294,8 @@ def timeline_line(s: Snapshot) -> str:
     parts.append(drift_text(s))
     if s.job:
         parts.append(f"| job {s.job} {s.job_phase}" + (f" -> {s.candidate}" if s.candidate else ""))
+        if s.job_data:
+            parts.append(f"(trained on {s.job_data})")
     if s.step is not None:
         parts.append(f"| canary step {s.step + 1}/{s.steps or '?'}")
         if s.analysis:

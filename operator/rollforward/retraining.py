@@ -22,6 +22,7 @@ from rollforward.api import (
     ModelDeploymentStatus,
     RetrainingSpec,
     RetrainingTrigger,
+    TrainingData,
     duration_seconds,
 )
 from rollforward.api import annotations as steering
@@ -39,6 +40,7 @@ from rollforward.observed import Manifest
 from rollforward.pod_security import with_restricted_defaults
 from rollforward.serving.contract import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
+    ENV_DRIFT_BEGAN_AT,
     ENV_MODEL,
     ENV_TERMINATION_MESSAGE_PATH,
     ENV_VERSION,
@@ -119,13 +121,18 @@ def backoff(attempt: int) -> timedelta:
 def _job_env(deployment: ModelDeployment, trigger: str, drift_json: str) -> list[Manifest]:
     """What the retraining entrypoint is told (rollforward.serving.contract)."""
     version = champion_version(deployment.spec, deployment.status)
-    return [
+    env: list[Manifest] = [
         {"name": ENV_MODEL, "value": deployment.spec.model},
         {"name": ENV_VERSION, "value": version},
         {"name": ENV_TRIGGER_ID, "value": trigger},
         {"name": ENV_DRIFT_REPORT, "value": drift_json},
         {"name": ENV_TERMINATION_MESSAGE_PATH, "value": DEFAULT_TERMINATION_MESSAGE_PATH},
     ]
+    tracking = deployment.status.drift_tracking
+    if tracking.drifted and tracking.drift_began_at is not None:
+        # A fact, not a command: the entrypoint decides whether its window starts there.
+        env.append({"name": ENV_DRIFT_BEGAN_AT, "value": tracking.drift_began_at.isoformat()})
+    return env
 
 
 def retraining_job(
@@ -291,6 +298,21 @@ def result_metrics(result: RetrainingResult) -> dict[str, float]:
         "championRecentAuc": metrics.champion_recent.auc if metrics.champion_recent else None,
     }
     return {k: round(v, 4) for k, v in values.items() if v is not None}
+
+
+def training_data(result: RetrainingResult) -> TrainingData | None:
+    """The data window a Job reported, as status records it. Pure."""
+    window = result.data_window
+    if window is None:
+        return None
+    return TrainingData(
+        source=window.source,
+        start=window.start,
+        end=window.end,
+        predictions=window.predictions,
+        labelled=window.labelled,
+        drift_began_at=window.drift_began_at,
+    )
 
 
 def with_history(status: ModelDeploymentStatus, entry: HistoryEntry) -> list[HistoryEntry]:

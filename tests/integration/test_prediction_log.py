@@ -174,6 +174,11 @@ def test_retraining_from_the_log_trains_on_the_labelled_records(
     assert window["source"] == "prediction-log"
     assert window["labelled"] == logged_traffic and window["predictions"] == logged_traffic
     assert datetime.fromisoformat(window["from"]) < datetime.fromisoformat(window["to"])
+    # The result names the same window, which the operator records in status.
+    reported = run.result.data_window
+    assert reported is not None and reported.source == "prediction-log"
+    assert reported.labelled == logged_traffic and reported.drift_began_at is None
+    assert reported.start == datetime.fromisoformat(window["from"])
 
 
 def _model_metadata(home: Path, bento_tag: str) -> dict[str, Any]:
@@ -209,3 +214,27 @@ def test_too_few_labelled_records_fail_the_job_with_the_reason(
     assert not run.result.version and not run.result.accepted
     assert f"only {logged_traffic} labelled records" in run.result.reasons[0]
     assert f"need at least {logged_traffic + 1}" in run.result.reasons[0]
+
+
+def test_a_window_from_the_drift_onset_leaves_out_what_was_logged_before_it(
+    logged_traffic: int, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """The operator names the drift onset (ROLLFORWARD_DRIFT_BEGAN_AT); with --since-drift the
+    window starts there, so records logged before it are not training data: here all of them,
+    and the Job fails saying so."""
+    onset = datetime.now(UTC)
+    run = run_retrain(
+        tmp_path / "bentoml",
+        tmp_path / "result.json",
+        ["--source", "logs", "--since-drift", "--window-days", "1"],
+        env={
+            **s3_server.store_env(),
+            "ROLLFORWARD_MODEL": MODEL,
+            "ROLLFORWARD_DRIFT_BEGAN_AT": onset.isoformat(),
+        },
+    )
+
+    assert logged_traffic > 0 and run.returncode == 1
+    [reason] = run.result.reasons
+    assert "only 0 labelled records" in reason and f"from {onset:%Y-%m-%d %H:%M}" in reason
+    assert "the window starts at the drift onset" in reason

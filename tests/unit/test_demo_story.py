@@ -12,8 +12,11 @@ from devenv.demo import (
     COMPRESSED_STEPS,
     FAULTY_RETRAIN,
     FAULTY_RETRAIN_CONFIGMAP,
+    LOGS_MIN_LABELLED,
+    LOGS_RETRAIN,
     demo_manifest,
     faulty_retrain_configmap,
+    logs_retraining_request,
 )
 from devenv.demo_env import project_images, prometheus_service, prometheus_url
 from devenv.demo_report import StoryReport, blast_radius, bucketed_shares, write_report
@@ -84,6 +87,27 @@ def test_a_bad_candidate_story_retrains_with_the_faulty_entrypoint() -> None:
     configmap = faulty_retrain_configmap("demo")
     assert "export_to_store" in configmap["data"][FAULTY_RETRAIN[1].rsplit("/", 1)[1]]
     assert any("503" in note for note in notes)
+
+
+def test_a_retraining_from_the_logs_is_the_examples_entrypoint_on_the_prediction_log() -> None:
+    manifest, _ = compressed()
+    patch = logs_retraining_request(manifest, "from-logs")
+
+    assert patch["metadata"]["annotations"] == {"rollforward.io/retrain": "from-logs"}
+    template = patch["spec"]["retraining"]["template"]
+    [container] = template["spec"]["containers"]
+    assert container["command"] == LOGS_RETRAIN
+    assert container["command"][:3] == ["python", "-m", "upsell.retrain"]
+    assert LOGS_RETRAIN[LOGS_RETRAIN.index("--source") + 1] == "logs"
+    assert LOGS_RETRAIN[LOGS_RETRAIN.index("--min-labelled") + 1] == str(LOGS_MIN_LABELLED)
+    assert container["image"] == "rollforward/upsell-trainer:0.1.0"
+    # The rest of the template is the example's, and the manifest itself is untouched.
+    example = manifest["spec"]["retraining"]["template"]
+    assert template["spec"]["restartPolicy"] == example["spec"]["restartPolicy"]
+    assert example["spec"]["containers"][0]["command"] != LOGS_RETRAIN
+    patched = {**manifest, "spec": {**manifest["spec"], "retraining": {
+        **manifest["spec"]["retraining"], "template": template}}}  # fmt: skip
+    ModelDeployment.model_validate(patched)
 
 
 def test_each_milestone_is_named_once_from_the_latest_state() -> None:
@@ -158,6 +182,23 @@ def test_a_timeline_line_shows_drift_against_threshold_job_and_analysis() -> Non
     assert replace(snapshot, at=50.0).change_key() == snapshot.change_key()
 
 
+def test_the_timeline_and_report_name_the_data_the_candidate_was_trained_on(
+    tmp_path: Path,
+) -> None:
+    trained = {"source": "generated", "start": "2026-05-01T00:00:00Z",
+               "end": "2026-06-30T00:00:00Z", "predictions": 6600, "labelled": 6600}  # fmt: skip
+    retraining = {"jobName": "upsell-retrain-1", "phase": "Succeeded",
+                  "candidateVersion": "soom-upsell:new", "trainingData": trained}  # fmt: skip
+    snapshot = snapshot_of(status("Canary", retraining=retraining), 42.0, "concept-drift")
+
+    expected = "generated 2026-05-01 00:00:00 to 2026-06-30 00:00:00 UTC: 6600 rows"
+    assert snapshot.job_data == expected
+    assert f"(trained on {expected})" in timeline_line(snapshot)
+    without = snapshot_of(status("Canary", retraining={"jobName": "j", "phase": "Running"}), 1.0)
+    assert without.job_data == "" and "trained on" not in timeline_line(without)
+    assert snapshot.change_key() != replace(snapshot, job_data="").change_key()
+
+
 def test_a_nodrift_line_shows_a_score_above_threshold_as_above_it() -> None:
     """Significant (13.64 > 6.63) but too small to matter: the verdict is NoDrift, and the
     line must not claim the score is below the threshold."""
@@ -199,6 +240,8 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
         snapshot_of(status("Stable"), 0.0, "baseline"),
         snapshot_of(status("Retraining", drift=drift, **drifted(True)), 12.0, "concept-drift"),
     ]
+    trained = replace(snapshots[1], at=14.0, job_data="prediction-log: 640 labelled")
+    snapshots.append(trained)
     figures = key_figures(snapshots, drift_onset=5.0)
     records = [record(1.0, "champion"), replace(record(7.0, "candidate"), status=502)]
     pods = PodTable(
@@ -216,6 +259,7 @@ def test_the_report_tells_the_story_in_markdown_and_three_plots(tmp_path: Path) 
     assert "| drift detected (Drifted=True) | 7.0 s |" in text
     assert "'502 from candidate': 1" in text and "- compressed" in text
     assert "## Blast radius of the canary" in text
+    assert "candidate was trained on prediction-log: 640 labelled." in text
     assert "total variation distance 25.0 points" in text and "minEffect 3.0" in text
     for plot in ("drift.png", "split.png", "versions.png"):
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")

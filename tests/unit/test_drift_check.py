@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fixtures.decision_inputs import T0, baseline_ratio, deployment, predictions
-from rollforward.api import ConditionType, DriftVerdict, ModelDeploymentStatus
+from rollforward.api import ConditionType, DriftVerdict, ModelDeploymentStatus, duration_seconds
 from rollforward.conditions import find_condition
 from rollforward.drift.check import (
     DriftInputs,
@@ -170,3 +170,41 @@ def test_a_significant_shift_below_min_effect_is_no_drift_in_status() -> None:
     assert result.report.outcome is DriftVerdict.NO_DRIFT
     assert result.report.p_value is not None and result.report.p_value < 0.01
     assert "too small to matter" in result.report.reason
+
+
+def test_the_drift_onset_is_the_window_start_of_the_first_breach_and_lasts_the_episode() -> None:
+    """The first breaching check's window is where the drifted data began; later breaches,
+    Drifted itself and a clean check inside the episode keep it; a clean check outside an
+    episode forgets it, and a promotion's fresh start too."""
+    md = deployment(ModelDeploymentStatus())
+    window = timedelta(seconds=duration_seconds(md.spec.drift.window))
+    status = md.status
+    shifted, same = current(150, 850), current(300, 700)
+    ticks = [T0 + timedelta(minutes=5 * i) for i in range(6)]
+    verdicts = [same, shifted, shifted, same, shifted, same]
+    began = []
+    for tick, counts in zip(ticks, verdicts, strict=True):
+        md = md.model_copy(update={"status": status})
+        result = run_check(md, DriftInputs(tick=tick, current=counts, baseline=BASELINE))
+        status, _ = apply_check(md, status, result, tick)
+        began.append((status.drift_tracking.drifted, status.drift_tracking.drift_began_at))
+    onset = ticks[1] - window
+    assert md.spec.drift.consecutive_breaches == 2
+    assert began == [
+        (False, None),  # clean: no onset
+        (False, onset),  # the first breach: its window's start
+        (True, onset),  # Drifted: still the first breach's window, not this one's
+        (True, onset),  # a clean check inside the episode keeps it
+        (True, onset),
+        (True, onset),
+    ]
+
+
+def test_a_breach_streak_that_ends_before_drifted_forgets_its_onset() -> None:
+    md = deployment(ModelDeploymentStatus())
+    status = md.status
+    for tick, counts in [(T0, current(150, 850)), (T0 + timedelta(minutes=5), current(300, 700))]:
+        md = md.model_copy(update={"status": status})
+        result = run_check(md, DriftInputs(tick=tick, current=counts, baseline=BASELINE))
+        status, _ = apply_check(md, status, result, tick)
+    assert not status.drift_tracking.drifted and status.drift_tracking.drift_began_at is None

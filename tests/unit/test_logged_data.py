@@ -85,10 +85,52 @@ def test_rows_are_window_predictions_with_labels_that_came_back_even_later() -> 
     assert bool(rows.loc["US", "upgraded"]) is False
     assert rows.loc["JP", "signup_at"] == datetime(2026, 11, 28, 10, tzinfo=UTC)
     assert rows.loc["US", "signup_at"] == inside  # no sign-up time: when it was served
-    assert data.window()["labelled"] == 2 and data.window()["from"] < data.window()["to"]
+    window = data.window()
+    assert window.source == "prediction-log" and window.labelled == 2 and window.predictions == 2
+    assert window.start == END - timedelta(days=7) and window.end == END
+    assert window.drift_began_at is None
 
 
 def test_an_empty_log_is_an_empty_frame_not_an_error() -> None:
     data = logged_data.load(MemoryStore(), "logs", "upsell", END, days=7)
 
     assert data.predictions == 0 and data.labelled == 0 and data.frame.empty
+
+
+def test_a_window_from_the_drift_onset_keeps_only_what_production_saw_since() -> None:
+    store = MemoryStore()
+    onset = END - timedelta(minutes=2)
+    before, after = onset - timedelta(seconds=30), onset + timedelta(seconds=30)
+    _write(store, PREDICTIONS, before, [_prediction("old", before, country="US")])
+    _write(store, PREDICTIONS, after, [_prediction("new", after, country="JP")])
+    _write(
+        store,
+        FEEDBACK,
+        after,
+        [_feedback("old", "stay", after), _feedback("new", "upgrade", after)],
+    )
+
+    data = logged_data.load(store, "logs", "upsell", END, days=7, since=onset)
+
+    assert data.predictions == 1 and data.labelled == 1
+    assert list(data.frame["country"]) == ["JP"]
+    window = data.window(onset)
+    assert window.start == onset and window.drift_began_at == onset
+    named = window.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert named["from"] == onset.isoformat().replace("+00:00", "Z") and named["labelled"] == 1
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        (None, END - timedelta(days=7)),
+        (END - timedelta(days=30), END - timedelta(days=7)),  # older than the window: ignored
+        (END - timedelta(hours=1), END - timedelta(hours=1)),
+        (END + timedelta(hours=1), END),  # a clock ahead of the Job's: an empty window
+        (datetime(2026, 12, 1, 11, 0), END - timedelta(hours=1)),  # naive: UTC
+    ],
+)
+def test_the_window_starts_days_before_its_end_or_at_a_later_since(
+    since: datetime | None, expected: datetime
+) -> None:
+    assert logged_data.window_start(END, 7, since) == expected

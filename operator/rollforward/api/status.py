@@ -250,6 +250,10 @@ class DriftTracking(StatusModel):
     """When the last check ran; the next runs one spec.drift.interval later."""
     drifted_since: datetime | None = None
     """When Drifted last became True."""
+    drift_began_at: datetime | None = None
+    """Where the data of the current breaches or drift episode began: the start of the window of
+    its first breaching check. A retraining Job is told (ROLLFORWARD_DRIFT_BEGAN_AT), so it can
+    train on what production has seen since."""
 
 
 class JobPhase(StrEnum):
@@ -263,6 +267,23 @@ class JobPhase(StrEnum):
     """The Job finished but the candidate failed the gate."""
     FAILED = "Failed"
     """The Job failed, timed out or reported a malformed result."""
+
+
+class TrainingData(StatusModel):
+    """The data a candidate was trained and evaluated on, as its Job reported it."""
+
+    source: str
+    """generated (synthetic scenarios) or prediction-log (logged predictions with labels)."""
+    start: datetime | None = None
+    """The window's first moment."""
+    end: datetime | None = None
+    """The window's last moment."""
+    predictions: int = Field(default=0, ge=0)
+    """Predictions logged in the window, labelled or not."""
+    labelled: int = Field(default=0, ge=0)
+    """Rows with a label: what the candidate was trained and evaluated on."""
+    drift_began_at: datetime | None = None
+    """Set when the window starts at the drift onset the Job was told."""
 
 
 class RetrainingStatus(StatusModel):
@@ -286,6 +307,8 @@ class RetrainingStatus(StatusModel):
     """After a failure with attempts left: when the next attempt may start."""
     candidate_version: str | None = None
     """The version the Job reported."""
+    training_data: TrainingData | None = None
+    """The data window the Job reported its candidate was trained on."""
     message: str = ""
     """Why it ended this way."""
 

@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rollforward.api import (
     BaselineKind,
@@ -309,8 +309,28 @@ def run_check(deployment: ModelDeployment, inputs: DriftInputs) -> DriftCheck:
         since = inputs.tick
     elif not tracking.drifted:
         since = None
-    tracking = tracking.model_copy(update={"last_check_at": inputs.tick, "drifted_since": since})
+    began = drift_began_at(previous, tracking, inputs.tick, deployment.spec.drift.window)
+    tracking = tracking.model_copy(
+        update={"last_check_at": inputs.tick, "drifted_since": since, "drift_began_at": began}
+    )
     return DriftCheck(report=report, tracking=tracking, monitoring=monitoring)
+
+
+def drift_began_at(
+    previous: DriftTracking, tracking: DriftTracking, tick: datetime, window: str
+) -> datetime | None:
+    """Where the drifted data began: the start of the window of the first breaching check of
+    the streak that is under way (or raised Drifted), kept while the episode lasts. Pure.
+
+    Not when Drifted became True: by then K checks have breached, and the data of the first
+    of them is drifted data too; nor earlier than that window, which did not breach before."""
+    if tracking.drifted and previous.drifted and previous.drift_began_at is not None:
+        return previous.drift_began_at
+    if tracking.breach_streak == 0:
+        return previous.drift_began_at if tracking.drifted else None
+    if previous.breach_streak > 0 and previous.drift_began_at is not None:
+        return previous.drift_began_at
+    return tick - timedelta(seconds=duration_seconds(window))
 
 
 def score_summary(report: DriftCheckReport) -> str:

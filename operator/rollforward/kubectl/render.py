@@ -19,6 +19,7 @@ from rollforward.api import (
     QualityEstimation,
     RetrainingStatus,
     RolloutStatus,
+    TrainingData,
 )
 from rollforward.kubectl.style import Style, visible_width
 from rollforward.lifecycle.challenger import TRIGGER as EXPERIMENT_TRIGGER
@@ -432,6 +433,20 @@ def _rollout(
     return "\n".join(lines)
 
 
+def training_data_text(data: TrainingData) -> str:
+    """One line naming the data window a candidate was trained on. Pure."""
+    text = data.source
+    if data.start is not None and data.end is not None:
+        text += f" {data.start:%Y-%m-%d %H:%M:%S} to {data.end:%Y-%m-%d %H:%M:%S} UTC"
+    if data.source == "prediction-log":
+        text += f": {data.labelled} labelled of {data.predictions} predictions"
+    else:
+        text += f": {data.labelled} rows"
+    if data.drift_began_at is not None:
+        text += " (from the drift onset)"
+    return text
+
+
 def _retraining(job: RetrainingStatus | None, now: datetime, style: Style) -> str:
     if job is None:
         return ""
@@ -444,6 +459,8 @@ def _retraining(job: RetrainingStatus | None, now: datetime, style: Style) -> st
     ]
     if job.candidate_version:
         lines.append(f"  candidate {job.candidate_version}")
+    if job.training_data is not None:
+        lines.append(f"  trained on {training_data_text(job.training_data)}")
     if job.next_attempt_at is not None:
         lines.append(f"  next attempt in {age(now, job.next_attempt_at)}")
     if job.message:

@@ -331,7 +331,13 @@ def _finish_promotion(
         history=_promoted_history(work.status.history, previous, rollout, now),
         # A new champion has a new baseline: drift starts from scratch.
         drift_tracking=work.status.drift_tracking.model_copy(
-            update={"drifted": False, "breach_streak": 0, "clean_streak": 0, "drifted_since": None}
+            update={
+                "drifted": False,
+                "breach_streak": 0,
+                "clean_streak": 0,
+                "drifted_since": None,
+                "drift_began_at": None,
+            }
         ),
     )
     work.promoted = rollout.candidate_version

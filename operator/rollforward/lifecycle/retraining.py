@@ -39,6 +39,7 @@ from rollforward.retraining import (
     recent_starts,
     result_metrics,
     retraining_job,
+    training_data,
     with_history,
 )
 from rollforward.serving.contract import RetrainingResult
@@ -199,6 +200,7 @@ def _judge_candidate(
     """The acceptance gate: reject the candidate, or open its canary."""
     reasons = gate(work.view(deployment), result, stored_bentos)
     metrics = result_metrics(result)
+    current = current.model_copy(update={"training_data": training_data(result)})
     if reasons:
         message = "; ".join(reasons)[:900]
         rejected = history_entry(

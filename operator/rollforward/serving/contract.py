@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -28,6 +28,10 @@ feedback-key Secret, so every replica and every version of one ModelDeployment s
 FEEDBACK_SECRET_MIN_LENGTH: Final = 16
 """Shorter keys are treated as none: a guessable key lets anyone forge outcomes."""
 ENV_TERMINATION_MESSAGE_PATH: Final = "ROLLFORWARD_TERMINATION_MESSAGE_PATH"
+ENV_DRIFT_BEGAN_AT: Final = "ROLLFORWARD_DRIFT_BEGAN_AT"
+"""On a retraining Job: when the data of the open drift episode began (ISO 8601, UTC), the start
+of the window of the episode's first breaching check; unset when no episode is open. A Job that
+trains on logged data can start its window there, so it learns what production sees now."""
 DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 # Kubernetes truncates a termination message beyond this many bytes.
 TERMINATION_MESSAGE_LIMIT_BYTES: Final = 4096
@@ -135,6 +139,28 @@ class RetrainingMetrics(_CamelModel):
     champion_recent: EvaluationMetrics | None = None
 
 
+DataSource = Literal["generated", "prediction-log"]
+
+
+class DataWindow(_CamelModel):
+    """The data a candidate was trained and evaluated on, as its result names it."""
+
+    # generated (synthetic scenarios) or prediction-log (logged predictions with their labels).
+    source: DataSource
+    # The window's bounds; for generated data, the sign-up times of the rows used.
+    start: datetime | None = Field(default=None, alias="from")
+    end: datetime | None = Field(default=None, alias="to")
+    # Predictions logged in the window, labelled or not (generated: the rows drawn).
+    predictions: int = Field(default=0, ge=0)
+    # Rows with a label: what the candidate was trained and evaluated on.
+    labelled: int = Field(default=0, ge=0)
+    # prediction-log: the drift onset the operator named (ROLLFORWARD_DRIFT_BEGAN_AT), when
+    # the window starts there rather than `window-days` before the end.
+    drift_began_at: datetime | None = None
+    # generated: the scenario drawn.
+    scenario: str = ""
+
+
 class RetrainingResult(_CamelModel):
     """What a retraining Job reports through its termination message."""
 
@@ -150,6 +176,8 @@ class RetrainingResult(_CamelModel):
     training_rows: int = 0
     # Where the bento was exported in the bento store (s3://bucket/key); empty without a store.
     stored_at: str = ""
+    # The data window the candidate was trained on (absent from older entrypoints).
+    data_window: DataWindow | None = None
 
     def to_termination_message(self) -> str:
         """Compact JSON that fits Kubernetes' termination-message limit.
