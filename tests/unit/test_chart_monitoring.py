@@ -135,6 +135,28 @@ def test_dashboard_shows_every_metric_of_both_contracts() -> None:
         assert family in used
 
 
+# Bento families that are inputs to the operator's estimates (the calibration table) or only
+# join keys (the variant), not something an operator of the service watches as a series.
+NOT_PLOTTED = {
+    contract.VARIANT_INFO,
+    contract.SCORE_CALIBRATION,
+    contract.SCORE_CALIBRATION_SAMPLES,
+    contract.DECISION_THRESHOLD,
+}
+
+
+def test_dashboard_plots_every_counter_and_histogram_a_bento_exports() -> None:
+    used = set().union(*(metric_names(e) for e in dashboard_queries()))
+    families = {
+        value
+        for name, value in vars(contract).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("rollforward_")
+    }
+    assert contract.FEEDBACK_UNVERIFIED_TOTAL in families
+    missing = {f for f in families - NOT_PLOTTED if not any(u.startswith(f) for u in used)}
+    assert not missing, f"no dashboard panel plots {sorted(missing)}"
+
+
 def test_dashboard_panels_are_laid_out_without_overlap() -> None:
     cells: set[tuple[int, int]] = set()
     for panel in dashboard()["panels"]:
