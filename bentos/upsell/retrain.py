@@ -24,9 +24,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rollforward.serving.bento_store import StoreSettings, pull, push
 from rollforward.serving.contract import (
+    DEFAULT_PREDICTION_LOG_PREFIX,
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_DRIFT_BEGAN_AT,
     ENV_MODEL,
+    ENV_PREDICTION_LOG_PREFIX,
     ENV_TERMINATION_MESSAGE_PATH,
     ENV_VERSION,
     DataWindow,
@@ -49,7 +51,6 @@ from upsell.training import (
     train,
 )
 
-ENV_LOG_PREFIX: Final = "ROLLFORWARD_PREDICTION_LOG_PREFIX"
 DEFAULT_LOG_WINDOW_DAYS: Final = 30.0
 
 
@@ -65,9 +66,12 @@ class RetrainSettings(BaseSettings):
     log_model: str = Field(
         default=MODEL_NAME, validation_alias=AliasChoices(ENV_MODEL, "log_model")
     )
-    # logs: the bucket prefix of the prediction log (ROLLFORWARD_PREDICTION_LOG_PREFIX).
+    # logs: the root of the prediction log (ROLLFORWARD_PREDICTION_LOG_PREFIX), which the
+    # operator sets on the Job to its ModelDeployment's own, `logs/<namespace>/<name>`, the
+    # one its bentos write to.
     log_prefix: str = Field(
-        default="logs", validation_alias=AliasChoices(ENV_LOG_PREFIX, "log_prefix")
+        default=DEFAULT_PREDICTION_LOG_PREFIX,
+        validation_alias=AliasChoices(ENV_PREDICTION_LOG_PREFIX, "log_prefix"),
     )
     # logs: fewer labelled records than this fail the Job instead of training on noise.
     min_labelled: int = Field(default=200, ge=50)
