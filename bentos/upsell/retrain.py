@@ -37,6 +37,7 @@ from rollforward.serving.contract import (
 )
 from rollforward.serving.objectstore.client import StoreError
 from rollforward.serving.objectstore.layout import ENV_ENDPOINT as ENV_STORE_ENDPOINT
+from rollforward.serving.prediction_log import log_root
 from upsell import logged_data
 from upsell.features import Algorithm
 from upsell.generator import SCENARIOS, generate
@@ -196,8 +197,9 @@ def training_data(settings: RetrainSettings, now: datetime) -> tuple[pd.DataFram
     )
     if logged.labelled < settings.min_labelled:
         raise TrainingError(
-            f"only {logged.labelled} labelled records in the prediction log of "
-            f"{settings.log_model} from {logged.start:%Y-%m-%d %H:%M} to "
+            f"only {logged.labelled} labelled records in the prediction log "
+            f"{log_root(settings.log_prefix, settings.log_model)} "
+            f"from {logged.start:%Y-%m-%d %H:%M} to "
             f"{logged.end:%Y-%m-%d %H:%M} UTC ({logged.predictions} predictions logged); "
             f"need at least {settings.min_labelled}"
             + (" (the window starts at the drift onset)" if drift_began_at else "")

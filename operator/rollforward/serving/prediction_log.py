@@ -88,15 +88,20 @@ class LogIdentity:
     variant: str
 
 
+def log_root(prefix: str, model: str) -> str:
+    """`<prefix>/<model>/`: all that the bentos of one ModelDeployment logged for one model."""
+    return f"{prefix.strip('/')}/{model}/"
+
+
 def object_key(prefix: str, model: str, kind: str, at: datetime, writer: str, seq: int) -> str:
     """Where one flush of one kind goes: partitioned by day and hour, unique per writer."""
     stamp = at.strftime("%Y%m%dT%H%M%S")
     partition = f"date={at:%Y-%m-%d}/hour={at:%H}"
-    return f"{prefix.strip('/')}/{model}/{kind}/{partition}/{stamp}-{writer}-{seq:06d}.jsonl"
+    return f"{log_root(prefix, model)}{kind}/{partition}/{stamp}-{writer}-{seq:06d}.jsonl"
 
 
 def day_prefix(prefix: str, model: str, kind: str, day: datetime) -> str:
-    return f"{prefix.strip('/')}/{model}/{kind}/date={day:%Y-%m-%d}/"
+    return f"{log_root(prefix, model)}{kind}/date={day:%Y-%m-%d}/"
 
 
 class PredictionLog:
