@@ -24,9 +24,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rollforward.serving.bento_store import StoreSettings, pull, push
 from rollforward.serving.contract import (
+    DEFAULT_PREDICTION_LOG_PREFIX,
     DEFAULT_TERMINATION_MESSAGE_PATH,
     ENV_DRIFT_BEGAN_AT,
     ENV_MODEL,
+    ENV_PREDICTION_LOG_PREFIX,
     ENV_TERMINATION_MESSAGE_PATH,
     ENV_VERSION,
     DataWindow,
@@ -35,6 +37,7 @@ from rollforward.serving.contract import (
 )
 from rollforward.serving.objectstore.client import StoreError
 from rollforward.serving.objectstore.layout import ENV_ENDPOINT as ENV_STORE_ENDPOINT
+from rollforward.serving.prediction_log import log_root
 from upsell import logged_data
 from upsell.features import Algorithm
 from upsell.generator import SCENARIOS, generate
@@ -49,7 +52,6 @@ from upsell.training import (
     train,
 )
 
-ENV_LOG_PREFIX: Final = "ROLLFORWARD_PREDICTION_LOG_PREFIX"
 DEFAULT_LOG_WINDOW_DAYS: Final = 30.0
 
 
@@ -65,9 +67,12 @@ class RetrainSettings(BaseSettings):
     log_model: str = Field(
         default=MODEL_NAME, validation_alias=AliasChoices(ENV_MODEL, "log_model")
     )
-    # logs: the bucket prefix of the prediction log (ROLLFORWARD_PREDICTION_LOG_PREFIX).
+    # logs: the root of the prediction log (ROLLFORWARD_PREDICTION_LOG_PREFIX), which the
+    # operator sets on the Job to its ModelDeployment's own, `logs/<namespace>/<name>`, the
+    # one its bentos write to.
     log_prefix: str = Field(
-        default="logs", validation_alias=AliasChoices(ENV_LOG_PREFIX, "log_prefix")
+        default=DEFAULT_PREDICTION_LOG_PREFIX,
+        validation_alias=AliasChoices(ENV_PREDICTION_LOG_PREFIX, "log_prefix"),
     )
     # logs: fewer labelled records than this fail the Job instead of training on noise.
     min_labelled: int = Field(default=200, ge=50)
@@ -192,8 +197,9 @@ def training_data(settings: RetrainSettings, now: datetime) -> tuple[pd.DataFram
     )
     if logged.labelled < settings.min_labelled:
         raise TrainingError(
-            f"only {logged.labelled} labelled records in the prediction log of "
-            f"{settings.log_model} from {logged.start:%Y-%m-%d %H:%M} to "
+            f"only {logged.labelled} labelled records in the prediction log "
+            f"{log_root(settings.log_prefix, settings.log_model)} "
+            f"from {logged.start:%Y-%m-%d %H:%M} to "
             f"{logged.end:%Y-%m-%d %H:%M} UTC ({logged.predictions} predictions logged); "
             f"need at least {settings.min_labelled}"
             + (" (the window starts at the drift onset)" if drift_began_at else "")

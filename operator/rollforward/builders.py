@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from rollforward.api import ModelDeployment
-from rollforward.bentostore.location import store_for
+from rollforward.bentostore.location import log_env, store_for
 from rollforward.bentostore.pod import with_fetched_bento
 from rollforward.feedback_key import key_env
 from rollforward.naming import (
@@ -127,6 +127,7 @@ def _serving_container(
     if deployment.spec.drift.segment_label:
         env.append({"name": ENV_SEGMENT_FIELD, "value": deployment.spec.drift.segment_label})
     env.append(key_env(deployment))
+    env.append(log_env(deployment))
     if variant.bento:
         env.append({"name": ENV_BENTOML_HOME, "value": BENTOML_HOME})
     container: Manifest = {

@@ -28,6 +28,7 @@ from rollforward.api import (
 from rollforward.api import annotations as steering
 from rollforward.api.status import HISTORY_LIMIT
 from rollforward.bentostore.decisions import gate_refusal
+from rollforward.bentostore.location import log_env
 from rollforward.builders import child_metadata, with_desired_hash
 from rollforward.cron import last_fire_time
 from rollforward.naming import (
@@ -127,6 +128,8 @@ def _job_env(deployment: ModelDeployment, trigger: str, drift_json: str) -> list
         {"name": ENV_TRIGGER_ID, "value": trigger},
         {"name": ENV_DRIFT_REPORT, "value": drift_json},
         {"name": ENV_TERMINATION_MESSAGE_PATH, "value": DEFAULT_TERMINATION_MESSAGE_PATH},
+        # The log the ModelDeployment's bentos write (`--source logs` reads it), not another's.
+        log_env(deployment),
     ]
     tracking = deployment.status.drift_tracking
     if tracking.drifted and tracking.drift_began_at is not None:
@@ -150,10 +153,12 @@ def retraining_job(
     metadata = template.get("metadata") or {}
     pod_spec = dict(template["spec"])
     env = _job_env(deployment, trigger, drift_json)
+    ours = {e["name"] for e in env}
     pod_spec["containers"] = [
         {
             **container,
-            "env": [*container.get("env", []), *env],
+            # The operator's values win (as the last duplicate would), without the duplicate.
+            "env": [*(e for e in container.get("env", []) if e["name"] not in ours), *env],
             "terminationMessagePath": DEFAULT_TERMINATION_MESSAGE_PATH,
             "terminationMessagePolicy": "File",
         }

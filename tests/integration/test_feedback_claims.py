@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 
+from devenv.api_cases import example_manifest
 from devenv.bento import REPO_ROOT
 from devenv.s3 import S3Server
+from rollforward.api import parse_model_deployment
+from rollforward.bentostore.location import log_prefix
 from rollforward.serving import contract
 from rollforward.serving.feedback_claims import claim_key, claims_prefix
 from rollforward.serving.objectstore.s3 import S3Store
@@ -35,6 +38,8 @@ ROUNDS = 200
 REPLICA = Path(__file__).resolve().parents[1] / "fixtures" / "feedback_replica.py"
 OUTCOMES = contract.OUTCOMES_TOTAL
 DUPLICATES = f"{contract.INPUT_ANOMALIES_TOTAL}:duplicate_feedback"
+LOG_PREFIX = log_prefix(parse_model_deployment(example_manifest()))
+"""Where the operator puts the example ModelDeployment's log and claims (logs/default/upsell)."""
 
 
 class Replica:
@@ -87,6 +92,7 @@ def replicas(s3_server: S3Server) -> Iterator[Any]:
             "ROLLFORWARD_VARIANT": "champion",
             "ROLLFORWARD_FEEDBACK_SECRET": KEY,
             "ROLLFORWARD_PREDICTION_LOG_ENABLED": "false",
+            contract.ENV_PREDICTION_LOG_PREFIX: LOG_PREFIX,
             **(s3_server.store_env() if store is None else store),
         }
         replica = Replica(env)
@@ -161,9 +167,10 @@ def test_a_label_counts_once_across_two_replicas_and_a_restart(
 
     assert not on_restarted["accepted"] and on_restarted.get(DUPLICATES) == 1
     assert not on_restarted.get(OUTCOMES)
-    markers = s3_server.store().list(claims_prefix("logs", MODEL))
+    markers = s3_server.store().list(claims_prefix(LOG_PREFIX, MODEL))
     issued = int(prediction_id.split(".")[3])
-    assert markers == [claim_key("logs", MODEL, prediction_id, issued)]
+    assert markers == [claim_key(LOG_PREFIX, MODEL, prediction_id, issued)]
+    assert markers[0].startswith(f"logs/default/upsell/{MODEL}/feedback-claims/date=")
     other = {"predictionId": _issue("stay"), "label": "stay"}
     assert restarted.send(other)["accepted"]
 

@@ -5,6 +5,9 @@ their feedback, then both land in the bucket as partitioned, append-only JSON li
 retraining run with `--source logs` trains on exactly those labelled records, naming its data
 window in the candidate's metadata, or fails with a clear reason when they are too few. The
 same labels resent to a restarted server count none (each was claimed once in the store).
+Both the bento and the retraining run get the log's location the operator gives a
+ModelDeployment's bentos and Jobs (rollforward.bentostore.location); a Job of another
+ModelDeployment of the same model finds none of these records.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 
 import pytest
 
+from devenv.api_cases import example_manifest
 from devenv.bento import PYTHON, bentoml_env, run_retrain, start_bento_server
 from devenv.s3 import S3Server
 from fixtures.fixtures_bento import SOOM_SERVER_ENV, BuiltBento
+from rollforward.api import parse_model_deployment
+from rollforward.bentostore.location import log_env
 from rollforward.serving.objectstore.s3 import S3Store
 from rollforward.serving.prediction_log import (
     BUFFER_FULL,
@@ -35,6 +41,19 @@ from upsell.generator import generate, payload_of
 
 MODEL = "soom-upsell"
 RECORDS = 400
+
+
+def operator_log_env(namespace: str) -> dict[str, str]:
+    """The log's location, as the operator sets it on the bentos and the retraining Jobs of
+    the example ModelDeployment in `namespace`."""
+    manifest = example_manifest()
+    manifest["metadata"]["namespace"] = namespace
+    env = log_env(parse_model_deployment(manifest))
+    return {env["name"]: env["value"]}
+
+
+LOG_ENV = operator_log_env("team-a")
+LOG_PREFIX = next(iter(LOG_ENV.values()))
 
 
 def _lines(store: S3Store, prefix: str, tmp_path: Path) -> list[dict[str, object]]:
@@ -103,6 +122,7 @@ def logged_traffic(
     env = {
         **SOOM_SERVER_ENV,
         **s3_server.store_env(),
+        **LOG_ENV,
         "ROLLFORWARD_PREDICTION_LOG_FLUSH_SECONDS": "1",
     }
     run_dir = tmp_path_factory.mktemp("logging-server")
@@ -119,7 +139,7 @@ def logged_traffic(
         ]
         code, verdict = server.post("/feedback", feedback)
         assert code == 200 and verdict["accepted"] == RECORDS
-        _wait_for_lines(s3_server.store(), f"logs/{MODEL}/{FEEDBACK}/", RECORDS, run_dir)
+        _wait_for_lines(s3_server.store(), f"{LOG_PREFIX}/{MODEL}/{FEEDBACK}/", RECORDS, run_dir)
     finally:
         server.stop()
     _resend_to_a_restarted_server(soom_bento, env, feedback, tmp_path_factory)
@@ -158,7 +178,7 @@ def test_retraining_from_the_log_trains_on_the_labelled_records(
     logged_traffic: int, soom_bento: BuiltBento, s3_server: S3Server, tmp_path: Path
 ) -> None:
     home = tmp_path / "bentoml"
-    store_env = {**s3_server.store_env(), "ROLLFORWARD_MODEL": MODEL}
+    store_env = {**s3_server.store_env(), **LOG_ENV, "ROLLFORWARD_MODEL": MODEL}
 
     run = run_retrain(
         home,
@@ -207,13 +227,33 @@ def test_too_few_labelled_records_fail_the_job_with_the_reason(
         tmp_path / "bentoml",
         tmp_path / "result.json",
         ["--source", "logs", "--min-labelled", str(logged_traffic + 1)],
-        env={**s3_server.store_env(), "ROLLFORWARD_MODEL": MODEL},
+        env={**s3_server.store_env(), **LOG_ENV, "ROLLFORWARD_MODEL": MODEL},
     )
 
     assert run.returncode == 1
     assert not run.result.version and not run.result.accepted
     assert f"only {logged_traffic} labelled records" in run.result.reasons[0]
     assert f"need at least {logged_traffic + 1}" in run.result.reasons[0]
+
+
+def test_a_job_of_the_same_model_in_another_namespace_finds_none_of_these_records(
+    logged_traffic: int, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """The log is the ModelDeployment's own: another one serving the same model name into the
+    same bucket (here in namespace team-b) trains on its own traffic only, here none."""
+    other = operator_log_env("team-b")
+    assert other != LOG_ENV
+    run = run_retrain(
+        tmp_path / "bentoml",
+        tmp_path / "result.json",
+        ["--source", "logs", "--window-days", "1"],
+        env={**s3_server.store_env(), **other, "ROLLFORWARD_MODEL": MODEL},
+    )
+
+    assert logged_traffic > 0 and run.returncode == 1
+    [reason] = run.result.reasons
+    assert "only 0 labelled records" in reason and "(0 predictions logged)" in reason
+    assert f"in the prediction log logs/team-b/upsell/{MODEL}/ from" in reason
 
 
 def test_a_window_from_the_drift_onset_leaves_out_what_was_logged_before_it(
@@ -229,6 +269,7 @@ def test_a_window_from_the_drift_onset_leaves_out_what_was_logged_before_it(
         ["--source", "logs", "--since-drift", "--window-days", "1"],
         env={
             **s3_server.store_env(),
+            **LOG_ENV,
             "ROLLFORWARD_MODEL": MODEL,
             "ROLLFORWARD_DRIFT_BEGAN_AT": onset.isoformat(),
         },

@@ -4,39 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from rollforward.serving.objectstore.client import Answer, Presence
+from fixtures.fakes import MemoryStore
 from rollforward.serving.prediction_log import FEEDBACK, PREDICTIONS, object_key
 from upsell import logged_data
 
 pytestmark = pytest.mark.unit
 
 END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-class MemoryStore:
-    """An in-memory bucket: keys to bytes (the real client is tested against versitygw)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def head(self, key: str) -> Answer:
-        return Answer(Presence.PRESENT if key in self.objects else Presence.MISSING)
-
-    def list(self, prefix: str) -> list[str]:
-        return [key for key in self.objects if key.startswith(prefix)]
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def put(self, key: str, source: Path) -> None:
-        self.objects[key] = source.read_bytes()
-
-    def get(self, key: str, target: Path) -> None:
-        target.write_bytes(self.objects[key])
 
 
 def _write(store: MemoryStore, kind: str, at: datetime, records: list[object]) -> None:

@@ -8,7 +8,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rollforward.serving.contract import ENV_DRIFT_BEGAN_AT, DataWindow, RetrainingResult
+from rollforward.serving.contract import (
+    ENV_DRIFT_BEGAN_AT,
+    ENV_MODEL,
+    ENV_PREDICTION_LOG_PREFIX,
+    DataWindow,
+    RetrainingResult,
+)
 from upsell import logged_data, retrain
 from upsell.training import TrainingError
 
@@ -29,7 +35,7 @@ def _loaded(labelled: int, seen: dict[str, Any]) -> Any:
     def load(
         store: object, prefix: str, model: str, end: datetime, days: float, since: Any = None
     ) -> logged_data.LoggedData:
-        seen.update(end=end, days=days, since=since, model=model)
+        seen.update(end=end, days=days, since=since, model=model, prefix=prefix)
         start = logged_data.window_start(end, days, since)
         frame = pd.DataFrame({"upgraded": [True] * labelled})
         return logged_data.LoggedData(frame, start, end, labelled * 2, labelled)
@@ -116,3 +122,19 @@ def test_a_result_with_its_window_survives_the_termination_message() -> None:
 
     assert '"from":' in message and '"labelled":7' in message
     assert RetrainingResult.from_termination_message(message).data_window == window
+
+
+@pytest.mark.usefixtures("store_env")
+def test_the_log_the_operator_names_is_read_and_named_in_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(logged_data, "load", _loaded(120, seen))
+    monkeypatch.setenv(ENV_PREDICTION_LOG_PREFIX, "logs/shop/upsell")
+    monkeypatch.setenv(ENV_MODEL, "upsell")
+
+    with pytest.raises(TrainingError) as raised:
+        retrain.training_data(retrain.RetrainSettings(source="logs"), NOW)
+
+    assert (seen["prefix"], seen["model"]) == ("logs/shop/upsell", "upsell")
+    assert "in the prediction log logs/shop/upsell/upsell/ from" in str(raised.value)

@@ -102,7 +102,8 @@ def test_a_result_without_a_window_records_none() -> None:
 
 def test_too_few_labelled_records_fail_the_attempt_and_the_reason_is_reported() -> None:
     reason = (
-        "retraining failed: only 120 labelled records in the prediction log of upsell from "
+        "retraining failed: only 120 labelled records in the prediction log "
+        "logs/default/upsell/upsell/ from "
         f"{ONSET:%Y-%m-%d %H:%M} to {T0:%Y-%m-%d %H:%M} UTC (300 predictions logged); "
         "need at least 200 (the window starts at the drift onset)"
     )

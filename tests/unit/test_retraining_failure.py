@@ -26,7 +26,8 @@ def _pod(message: str) -> dict[str, Any]:
 
 def test_the_reason_of_too_few_labelled_records_reaches_the_operator_whole() -> None:
     reason = (
-        "retraining failed: only 120 labelled records in the prediction log of upsell from "
+        "retraining failed: only 120 labelled records in the prediction log "
+        "logs/default/upsell/upsell/ from "
         "2026-11-01 00:00 to 2026-12-01 00:00 UTC (4000 predictions logged); need at least 200"
     )
     message = RetrainingResult(

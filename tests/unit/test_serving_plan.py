@@ -24,7 +24,13 @@ from rollforward.naming import ANNOTATION_DESIRED_HASH, CANDIDATE_VARIANT, job_n
 from rollforward.observed import Observed, deployment_health
 from rollforward.routers.gateway_api import http_route
 from rollforward.routers.nginx import nginx_config
-from rollforward.serving.contract import ENV_FEEDBACK_SECRET, ENV_MODEL, ENV_VARIANT, ENV_VERSION
+from rollforward.serving.contract import (
+    ENV_FEEDBACK_SECRET,
+    ENV_MODEL,
+    ENV_PREDICTION_LOG_PREFIX,
+    ENV_VARIANT,
+    ENV_VERSION,
+)
 from rollforward.serving_plan import ServingPlan, plan_serving
 from rollforward.settings import OperatorSettings
 from rollforward.variants import served_variants
@@ -104,6 +110,7 @@ class TestVariantDeployment:
             ENV_VERSION: "upsell:v1",
             ENV_VARIANT: "champion",
             ENV_FEEDBACK_SECRET: {"secretKeyRef": {"name": "upsell-feedback-key", "key": "key"}},
+            ENV_PREDICTION_LOG_PREFIX: "logs/default/upsell",
             "BENTOML_HOME": "/tmp/bentoml",
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",

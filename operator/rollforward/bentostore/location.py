@@ -1,5 +1,13 @@
-"""Which store applies to a ModelDeployment, and the environment a pod receives to reach it
-(the key layout and the variable names are rollforward.serving.objectstore.layout). Pure."""
+"""Which store applies to a ModelDeployment, the environment a pod receives to reach it (the key
+layout and the variable names are rollforward.serving.objectstore.layout), and where in it the
+ModelDeployment's prediction log lives. Pure.
+
+The log's location is decided here once, and the same env var goes on the bento containers that
+write the log and on the retraining Jobs that read it: they can never disagree. It is keyed by
+namespace and name, not by spec.model alone, so two ModelDeployments serving one model (in two
+namespaces, or under two names) never train on, or de-duplicate feedback against, each other's
+traffic.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from typing import Any
 
 from rollforward.api import ModelDeployment
 from rollforward.api.spec import BentoStoreSpec
+from rollforward.serving.contract import DEFAULT_PREDICTION_LOG_PREFIX, ENV_PREDICTION_LOG_PREFIX
 from rollforward.serving.objectstore.layout import (
     ACCESS_KEY_ID,
     ENV_BUCKET,
@@ -50,3 +59,16 @@ def store_env(store: BentoStoreSpec) -> list[dict[str, Any]]:
             for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
         ]
     return env
+
+
+def log_prefix(deployment: ModelDeployment) -> str:
+    """The root of the ModelDeployment's prediction log and feedback claims in the store's
+    bucket, `logs/<namespace>/<name>` (the bentos append `/<model>/...`). Namespaces and names
+    are DNS labels, so the key needs no escaping and no two ModelDeployments share it."""
+    meta = deployment.metadata
+    return f"{DEFAULT_PREDICTION_LOG_PREFIX}/{meta.namespace}/{meta.name}"
+
+
+def log_env(deployment: ModelDeployment) -> dict[str, Any]:
+    """The env var naming the log's root, for bento containers and retraining Jobs alike."""
+    return {"name": ENV_PREDICTION_LOG_PREFIX, "value": log_prefix(deployment)}

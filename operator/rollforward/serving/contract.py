@@ -27,6 +27,15 @@ ENV_FEEDBACK_SECRET: Final = "ROLLFORWARD_FEEDBACK_SECRET"
 feedback-key Secret, so every replica and every version of one ModelDeployment shares it."""
 FEEDBACK_SECRET_MIN_LENGTH: Final = 16
 """Shorter keys are treated as none: a guessable key lets anyone forge outcomes."""
+ENV_PREDICTION_LOG_PREFIX: Final = "ROLLFORWARD_PREDICTION_LOG_PREFIX"
+"""Where in the bento store's bucket one ModelDeployment's prediction log lives, with its
+feedback claims: `<prefix>/<model>/...` (rollforward.serving.prediction_log). The operator sets
+it, to `logs/<namespace>/<name>` (rollforward.bentostore.location.log_prefix), on every bento
+container and on every retraining Job, so a ModelDeployment's bentos write, and its Jobs read,
+a log no other ModelDeployment shares, whatever model name they serve."""
+DEFAULT_PREDICTION_LOG_PREFIX: Final = "logs"
+"""The log's root when nothing sets ENV_PREDICTION_LOG_PREFIX (a bento served by hand), and
+the first segment of every prefix the operator sets."""
 ENV_TERMINATION_MESSAGE_PATH: Final = "ROLLFORWARD_TERMINATION_MESSAGE_PATH"
 ENV_DRIFT_BEGAN_AT: Final = "ROLLFORWARD_DRIFT_BEGAN_AT"
 """On a retraining Job: when the data of the open drift episode began (ISO 8601, UTC), the start

@@ -10,9 +10,11 @@ racing another create on AWS S3) and counts the label as a `duplicate_feedback` 
 Decisions a naive version gets wrong:
 - **Any replica must find the same key.** The key is derived from the id alone:
   `<prefix>/<model>/feedback-claims/date=<day the prediction was issued>/<sha256(id)[:32]>`
-  (prefix is ROLLFORWARD_PREDICTION_LOG_PREFIX, `logs` by default). The day comes from the
-  signed id, so a label that arrives weeks later still lands in the prediction's partition,
-  and a whole day of markers can be expired at once.
+  (prefix is ROLLFORWARD_PREDICTION_LOG_PREFIX, which the operator sets to the ModelDeployment's
+  own `logs/<namespace>/<name>`, so two ModelDeployments serving one model never share markers;
+  `logs` for a bento served by hand). The day comes from the signed id, so a label that arrives
+  weeks later still lands in the prediction's partition, and a whole day of markers can be
+  expired at once.
 - **Lifetime.** Rollforward never deletes markers. Expire `<prefix>/<model>/feedback-claims/`
   with a bucket lifecycle rule, or delete whole `date=` partitions, only once they are older
   than the longest label delay you accept (90 days for Soom): a copy of a label that arrives

@@ -11,6 +11,10 @@ What production saw, with the labels that came back, is what retraining should l
 - **Append-only and partitioned.** Each flush writes new objects, never rewrites one:
   `<prefix>/<model>/<kind>/date=YYYY-MM-DD/hour=HH/<time>-<writer>-<seq>.jsonl`, where kind is
   `predictions` or `feedback` and `writer` is unique per process. Readers list a day's prefix.
+- **One log per ModelDeployment, not per model name.** `<prefix>` is what the operator sets in
+  ROLLFORWARD_PREDICTION_LOG_PREFIX, `logs/<namespace>/<name>`, on the bentos and on the
+  retraining Jobs alike (rollforward.bentostore.location), so two ModelDeployments serving one
+  model never share a log. A bento served by hand logs under `logs`.
 - **Per process.** BentoML forks workers; the flush thread starts on the first record, in the
   process that holds the buffer.
 """
@@ -31,6 +35,7 @@ from typing import Any, Final
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rollforward.serving.contract import DEFAULT_PREDICTION_LOG_PREFIX
 from rollforward.serving.objectstore.client import ObjectStore, StoreError
 from rollforward.serving.objectstore.s3 import S3Store
 from rollforward.serving.objectstore.sigv4 import Credentials
@@ -47,7 +52,9 @@ class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROLLFORWARD_PREDICTION_LOG_", extra="ignore")
 
     enabled: bool = True
-    prefix: str = "logs"
+    # The log's root: ROLLFORWARD_PREDICTION_LOG_PREFIX (contract.ENV_PREDICTION_LOG_PREFIX),
+    # which the operator sets per ModelDeployment.
+    prefix: str = DEFAULT_PREDICTION_LOG_PREFIX
     buffer_records: int = Field(default=20_000, ge=1)
     flush_seconds: float = Field(default=10.0, gt=0)
 
@@ -81,15 +88,20 @@ class LogIdentity:
     variant: str
 
 
+def log_root(prefix: str, model: str) -> str:
+    """`<prefix>/<model>/`: all that the bentos of one ModelDeployment logged for one model."""
+    return f"{prefix.strip('/')}/{model}/"
+
+
 def object_key(prefix: str, model: str, kind: str, at: datetime, writer: str, seq: int) -> str:
     """Where one flush of one kind goes: partitioned by day and hour, unique per writer."""
     stamp = at.strftime("%Y%m%dT%H%M%S")
     partition = f"date={at:%Y-%m-%d}/hour={at:%H}"
-    return f"{prefix.strip('/')}/{model}/{kind}/{partition}/{stamp}-{writer}-{seq:06d}.jsonl"
+    return f"{log_root(prefix, model)}{kind}/{partition}/{stamp}-{writer}-{seq:06d}.jsonl"
 
 
 def day_prefix(prefix: str, model: str, kind: str, day: datetime) -> str:
-    return f"{prefix.strip('/')}/{model}/{kind}/date={day:%Y-%m-%d}/"
+    return f"{log_root(prefix, model)}{kind}/date={day:%Y-%m-%d}/"
 
 
 class PredictionLog:
