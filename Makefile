@@ -47,7 +47,8 @@ test: setup system-deps node-deps cluster-bin images ## every test: the e2e alon
 
 # 200 kill moments: SOAK_KILLS operator kills, each amid SOAK_FLOWS concurrent roll-forwards
 # (one per namespace), so each kill lands at a different moment of each. Measured on 2 cores:
-# 39 s per kill with 10 flows (3.9 s a moment), 49 s with 20 (2.4 s), 21 s with one.
+# the full soak took 14 min 48 s (44 s per kill with 10 flows, 4.4 s a moment); 2 kills with
+# 20 flows took 49 s a kill (2.4 s a moment); one flow a kill took about 21 s a moment.
 SOAK_KILLS ?= 20
 SOAK_FLOWS ?= 10
 soak: setup system-deps cluster-bin ## chaos soak: SOAK_KILLS (20) operator kills x SOAK_FLOWS (10) flows = 200 kill moments, report in bench-results/soak.md
