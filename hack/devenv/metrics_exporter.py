@@ -101,14 +101,25 @@ class VariantExporter:
                 if version == self.version:  # a restarted pod exports only what it serves
                     self._predictions.labels(self.model, version, self.variant, label, "")
 
-    def scrape_as_pod(self, prometheus: LocalPrometheus, namespace: str, pod: str) -> str:
-        """Have `prometheus` scrape this exporter as bento pod `namespace/pod`; its job name."""
+    def scrape_as_pod(
+        self, prometheus: LocalPrometheus, namespace: str, pod: str, wait: bool = True
+    ) -> str:
+        """Have `prometheus` scrape this exporter as bento pod `namespace/pod`; its job name.
+        With `wait`, return once it is up; else the caller waits (`wait_scraped`), so many
+        targets come up together rather than a scrape round each."""
         labels = {"rollforward.io/variant": self.variant, "app.kubernetes.io/component": "bento"}
         job = f"bento-{namespace}-{pod}"
-        address = f"127.0.0.1:{self.port}"
-        prometheus.add_pod_target(job, address, kubernetes_sd_labels(namespace, pod, labels))
-        prometheus.wait_for_target_up(job, address, timeout=60)
+        prometheus.add_pod_target(job, self.address, kubernetes_sd_labels(namespace, pod, labels))
+        if wait:
+            self.wait_scraped(prometheus, job)
         return job
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_scraped(self, prometheus: LocalPrometheus, job: str) -> None:
+        prometheus.wait_for_target_up(job, self.address, timeout=60)
 
     def _create_request_series(self) -> None:
         for code in ("200", "500"):  # BentoML creates these at start too
