@@ -48,6 +48,17 @@ class TestCache:
         stored = cache.get("Deployment", "ns", "a")
         assert stored is not None and stored["metadata"]["resourceVersion"] == "11"
 
+    def test_a_read_is_a_copy_no_reconcile_can_change_the_cache_through(self) -> None:
+        cache = ObjectCache()
+        cache.upsert("Deployment", child("a", 10, annotations={"hash": "1"}))
+        read = cache.get("Deployment", "ns", "a")
+        assert read is not None
+        read["metadata"]["annotations"]["hash"] = "2"
+        again = cache.get("Deployment", "ns", "a")
+        assert again is not None and again["metadata"]["annotations"] == {"hash": "1"}
+        found = cache.children("ns", "upsell", ("Deployment",))
+        assert found[("Deployment", "a")] == again and found[("Deployment", "a")] is not again
+
     def test_a_relist_removes_what_a_broken_watch_missed_and_names_the_owners(self) -> None:
         cache = ObjectCache()
         cache.upsert("Deployment", child("upsell-champion", 5))
