@@ -264,8 +264,10 @@ def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_resync(**_: Any) -> None:
-        if context.resync_task is not None:
-            context.resync_task.cancel()
+        # A relist left running would hold kopf's stop for its grace period of hung tasks.
+        for task in (context.resync_task, context.relist_task):
+            if task is not None:
+                task.cancel()
         context.stop_workers()
 
     @kopf.on.login(registry=registry)
