@@ -87,16 +87,23 @@ class TestCache:
 
 
 class TestDebounceQueue:
-    def test_the_first_event_of_a_quiet_key_is_due_at_once(self) -> None:
+    def test_a_burst_of_child_events_is_one_reconcile_due_from_its_first_event(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
-        queue.add("a", 3.0)
+        for at in (0.0, 0.1, 0.2, 0.4):
+            queue.add("a", at)
+        assert len(queue) == 1
+        assert queue.take(0.49) is None
+        assert queue.take(0.5) == "a"
+        assert queue.take(10.0) is None
+
+    def test_a_change_of_a_quiet_resource_is_due_at_once(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 3.0, leading=True)
         assert queue.take(3.0) == "a"
 
-    def test_a_burst_on_one_key_is_one_reconcile_and_one_trailing_one(self) -> None:
+    def test_the_children_answering_a_leading_reconcile_are_one_trailing_one(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
-        queue.add("a", 0.0)
-        queue.add("a", 0.0)  # the same burst, before a worker took it
-        assert len(queue) == 1
+        queue.add("a", 0.0, leading=True)
         assert queue.take(0.0) == "a"
         for at in (0.05, 0.1, 0.2):  # the echoes of its writes, during the reconcile
             queue.add("a", at)
@@ -104,26 +111,32 @@ class TestDebounceQueue:
         queue.add("a", 0.4)  # and just after it
         assert len(queue) == 1
         assert queue.take(0.79) is None
-        assert queue.take(0.8) == "a"  # gathered: `delay` after the last reconcile ended
+        assert queue.take(0.8) == "a"  # gathered: `delay` after the reconcile ended
         queue.done("a", 0.9)
         assert queue.take(100.0) is None
 
-    def test_events_shortly_after_a_reconcile_wait_for_the_debounce(self) -> None:
+    def test_a_change_just_after_a_reconcile_waits_for_the_debounce(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
-        queue.add("a", 0.0)
+        queue.add("a", 0.0, leading=True)
         assert queue.take(0.0) == "a"
         queue.done("a", 1.0)
         for at in (1.1, 1.2, 1.45):  # a steady stream cannot postpone it
-            queue.add("a", at)
+            queue.add("a", at, leading=True)
         assert queue.take(1.49) is None and queue.take(1.5) == "a"
 
-    def test_a_key_quiet_for_the_debounce_is_due_at_once_again(self) -> None:
+    def test_a_change_after_the_debounce_is_due_at_once_again(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
-        queue.add("a", 0.0)
+        queue.add("a", 0.0, leading=True)
         assert queue.take(0.0) == "a"
         queue.done("a", 1.0)
-        queue.add("a", 1.5)
+        queue.add("a", 1.5, leading=True)
         assert queue.take(1.5) == "a"
+
+    def test_a_change_brings_a_waiting_child_burst_forward(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 0.0)
+        queue.add("a", 0.1, leading=True)
+        assert len(queue) == 1 and queue.take(0.1) == "a"
 
     def test_a_flood_on_one_key_does_not_push_back_the_others(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
@@ -149,7 +162,7 @@ class TestDebounceQueue:
 
     def test_without_a_debounce_an_event_during_a_reconcile_is_due_when_it_ends(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.0)
-        queue.add("a", 0.0)
+        queue.add("a", 0.0, leading=True)
         assert queue.take(0.0) == "a"
         queue.add("a", 0.1)
         queue.done("a", 0.2)
@@ -159,7 +172,7 @@ class TestDebounceQueue:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
         queue.add("a", 0.0, delay=30.0)  # a resync spread over its period
         queue.add("a", 1.0)  # a fresh event
-        assert queue.take(1.0) == "a"
+        assert queue.take(1.5) == "a"
 
     def test_a_look_scheduled_ahead_is_not_brought_forward_by_the_debounce(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
