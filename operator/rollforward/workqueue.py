@@ -10,8 +10,7 @@ reconciles per resource at 1,000 resources:
   one event that the API server already coalesced) is a *leading edge*: due at once when the
   resource had no reconcile in the last `delay` seconds, else `delay` after that one ended.
   Waiting for every event cost a new resource 0.5 s of its 0.65 s to its children, more than
-  `kubectl apply` of the children themselves took; a leading edge for child events too cost
-  a quarter more reconciles (and status writes) at 100 resources.
+  `kubectl apply` of the children themselves took.
 - *Coalesce.* A key already waiting is not queued again, and keeps the earlier due time: a
   steady stream of events cannot postpone it forever.
 - *One at a time per key.* A key being reconciled that gets an event is marked dirty and
