@@ -52,7 +52,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devenv.api_cases import example_manifest
 from devenv.cluster import REPO_ROOT, LocalCluster
-from devenv.operator import OperatorProcess, grant_operator_rbac
+from devenv.operator import IMAGE_ENV, OperatorProcess, grant_operator_rbac
 from devenv.processes import wait_until
 from devenv.prometheus import LocalPrometheus
 from rollforward.api import parse_model_deployment
@@ -742,6 +742,8 @@ def report(
         f"control plane ({NODES} kwok nodes, {context.node_pods} pods each), "
         f"{context.shards} operator replica(s) (`rollforward run --all-namespaces"
         f"{' --shard i/n' if context.shards > 1 else ''}`) under the chart's RBAC, "
+        "with the environment the image and chart give it "
+        f"({', '.join(f'{k}={v}' for k, v in IMAGE_ENV.items())}), "
         f"ROLLFORWARD_WORKERS={context.workers}, ROLLFORWARD_RESYNC_SECONDS={context.resync:g}, "
         f"a real empty Prometheus; source {context.revision}; 1-min load average "
         f"{context.load[0]:.1f} before, {context.load[1]:.1f} after (other work on the machine "

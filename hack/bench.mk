@@ -2,7 +2,7 @@
 # ratios against baselines measured in the same run; reports go to bench-results/.
 BENCH_PYTHONPATH := PYTHONPATH=operator:hack
 
-.PHONY: bench-operator bench-scale bench-drift-queries bench-canary bench-estimated-quality bench-experiment bench-logs-retraining
+.PHONY: bench-operator bench-scale bench-cache-memory bench-drift-queries bench-canary bench-estimated-quality bench-experiment bench-logs-retraining
 
 bench: bench-bento bench-drift bench-operator bench-drift-queries bench-canary bench-estimated-quality bench-experiment bench-logs-retraining ## run every benchmark; results in bench-results/
 	@echo "bench: results in $(CURDIR)/bench-results/"
@@ -21,6 +21,9 @@ bench-scale: setup system-deps cluster-bin ## operator vs a same-run `kubectl ap
 	done
 	cat $(foreach run,$(BENCH_SCALE_RUNS),bench-results/operator-scale-$(run).md) \
 		> bench-results/operator-scale.md
+
+bench-cache-memory: setup ## where the operator's memory goes at 1,000 resources: the cache, a relist, kopf (tracemalloc, no cluster; bench-results/cache-memory.md)
+	$(BENCH_PYTHONPATH) $(PY) bench/bench_cache_memory.py --count 1000 --output bench-results/cache-memory.md
 
 bench-drift-queries: setup system-deps ## Prometheus queries per drift interval for 1..300 resources vs per-resource queries (bench-results/drift-queries.md)
 	$(BENCH_PYTHONPATH) $(PY) bench/bench_drift_queries.py --output bench-results/drift-queries.md

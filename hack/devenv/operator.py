@@ -16,6 +16,10 @@ from devenv.processes import ManagedProcess, free_port, wait_until
 RBAC_RULES = REPO_ROOT / "charts" / "rollforward" / "files" / "rbac-rules.yaml"
 OPERATOR_NAMESPACE = "rollforward-system"
 OPERATOR_ACCOUNT = "rollforward"
+IMAGE_ENV = {"MALLOC_ARENA_MAX": "2"}
+"""What the operator's image and chart set in its environment beyond its settings
+(images/operator/Dockerfile, charts/rollforward/templates/deployment.yaml), so the operator
+started here allocates memory as it does in a cluster."""
 
 
 def grant_operator_rbac(cluster: LocalCluster, workdir: Path) -> Path:
@@ -83,6 +87,7 @@ class OperatorProcess:
             log_path=self.log_path,
             env={
                 **os.environ,
+                **IMAGE_ENV,
                 "KUBECONFIG": str(kubeconfig),
                 "ROLLFORWARD_METRICS_PORT": str(self.metrics_port),
                 "ROLLFORWARD_HEALTH_PORT": "0",

@@ -89,6 +89,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it exited (negative: the signal that killed it)."""
+        return None if self._popen is None else self._popen.poll()
+
     def wait_until_ready(
         self, probe: Callable[[], bool], timeout: float, interval: float = 0.25
     ) -> None:

@@ -3,9 +3,9 @@
 Every watch event of a ModelDeployment (the initial listing included, which covers resume),
 events of our own children, and a periodic resync all queue the same reconcile. The watches
 also feed a cache (rollforward.kube_cache), so a steady reconcile reads nothing from the API
-server; the queue (rollforward.workqueue) debounces a burst of events into one reconcile per
-resource, never runs two of one resource at once, and serves resources first come first
-served, so a flood on one resource delays no other.
+server; the queue (rollforward.workqueue) debounces a burst of child events into one reconcile
+per resource, acts on a change of a ModelDeployment at once, never runs two of one resource at
+once, and serves resources first come first served, so a flood on one resource delays no other.
 
 Only event handlers are used, on purpose: kopf's change handlers write their bookkeeping
 into the user's object, and its timers put a finalizer on it, which would block deleting a
@@ -90,10 +90,13 @@ class OperatorContext:
     def owns(self, namespace: str, name: str) -> bool:
         return self.settings.owned_shard.owns(namespace, name)
 
-    def enqueue(self, namespace: str, name: str, delay: float | None = None) -> None:
+    def enqueue(
+        self, namespace: str, name: str, delay: float | None = None, leading: bool = False
+    ) -> None:
+        """Queue a reconcile; `leading`: the resource itself changed (see rollforward.workqueue)."""
         if not self.owns(namespace, name):
             return
-        self.queue.add((namespace, name), asyncio.get_running_loop().time(), delay)
+        self.queue.add((namespace, name), asyncio.get_running_loop().time(), delay, leading)
         self.wake.set()
 
     def forget(self, namespace: str, name: str) -> None:
@@ -264,8 +267,10 @@ def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_resync(**_: Any) -> None:
-        if context.resync_task is not None:
-            context.resync_task.cancel()
+        # A relist left running would hold kopf's stop for its grace period of hung tasks.
+        for task in (context.resync_task, context.relist_task):
+            if task is not None:
+                task.cancel()
         context.stop_workers()
 
     @kopf.on.login(registry=registry)
@@ -291,7 +296,7 @@ def register_handlers(registry: kopf.OperatorRegistry, context: OperatorContext)
         # The listing (type None) reconciles everything once (resume); later, only news
         # does: the echo of our own status write changes nothing.
         if news or type is None:
-            context.enqueue(namespace, name)
+            context.enqueue(namespace, name, leading=True)
 
     for group, version, plural, kind in _CHILD_RESOURCES:
         _register_child(registry, context, group, version, plural, kind)

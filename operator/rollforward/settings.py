@@ -66,8 +66,10 @@ class OperatorSettings(BaseSettings):
     bento_store_check_seconds: float = Field(default=60.0, gt=0)
     """How long one check that a bento is in the store is trusted before it is repeated."""
     debounce_seconds: float = Field(default=0.5, ge=0)
-    """How long events of one ModelDeployment and its children are gathered into one
-    reconcile (from the first of them; a steady stream cannot postpone it)."""
+    """How long a burst of events of one ModelDeployment's children is gathered into one
+    reconcile (from its first event; a steady stream cannot postpone it), and the events after
+    a reconcile; a change to a ModelDeployment quiet for that long is reconciled at once
+    (rollforward.workqueue)."""
     relist_seconds: float = Field(default=300.0, gt=0)
     """Period of the full relist that rebuilds the watch-fed cache (it is also rebuilt when
     a watch restarts): a bound on how long a missed watch event can go unnoticed."""

@@ -140,3 +140,16 @@ def test_nothing_names_a_latest_image() -> None:
         for match in pattern.findall(path.read_text(errors="replace"))
     ]
     assert offenders == []
+
+
+def test_the_operator_gets_the_same_malloc_arenas_from_image_chart_and_dev_env() -> None:
+    """Peak memory measured by the benches is the memory a cluster sees."""
+    from devenv.operator import IMAGE_ENV
+
+    steps = instructions(IMAGES / "operator" / "Dockerfile")
+    last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
+    env = " ".join(args for keyword, args in steps[last_from:] if keyword == "ENV")
+    template = (REPO_ROOT / "charts/rollforward/templates/deployment.yaml").read_text()
+    for name, value in IMAGE_ENV.items():
+        assert f"{name}={value}" in env.split()
+        assert re.search(rf"- name: {name}\n\s+value: \"{value}\"", template)

@@ -117,3 +117,43 @@ def test_a_requeue_reconciles_again_and_is_dropped_when_the_resource_is_gone() -
     asyncio.run(scenario())
     assert cluster.reads == 1
     assert ("ns", "md") not in context.known and not context.requeues
+
+
+def test_a_new_resource_is_due_at_once_and_its_childrens_burst_after_the_debounce() -> None:
+    """A user's change is acted on at once; the controllers' answers are gathered."""
+    import kopf
+
+    from rollforward.handlers import register_handlers
+
+    context = OperatorContext(
+        settings=OperatorSettings(debounce_seconds=0.5),
+        kube=cast(KubeAdapter, _Cluster()),
+        metrics=OperatorMetrics(),
+        prometheus=cast(MetricsSource, object()),
+    )
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, context)
+    handlers: dict[str, Any] = {
+        str(h.selector.any_name if h.selector else ""): h.fn
+        for h in registry._watching.get_all_handlers()
+    }
+    meta = {"namespace": "ns", "resourceVersion": "1"}
+
+    async def scenario() -> tuple[float | None, float | None, float]:
+        now = asyncio.get_running_loop().time()
+        md = {"metadata": {**meta, "name": "md"}}
+        await handlers["modeldeployments"](
+            type="ADDED", event={"object": md}, namespace="ns", name="md"
+        )
+        new_resource = context.queue.next_due()
+        context.queue.forget(("ns", "md"))
+        labels = {"rollforward.io/model-deployment": "md"}
+        child = {"metadata": {**meta, "name": "md-champion", "labels": labels}}
+        await handlers["deployments"](
+            type="MODIFIED", event={"object": child}, namespace="ns", name="md-champion"
+        )
+        return new_resource, context.queue.next_due(), now
+
+    new_resource, child_burst, now = asyncio.run(scenario())
+    assert new_resource is not None and new_resource - now < 0.1
+    assert child_burst is not None and child_burst - now >= 0.5

@@ -48,6 +48,17 @@ class TestCache:
         stored = cache.get("Deployment", "ns", "a")
         assert stored is not None and stored["metadata"]["resourceVersion"] == "11"
 
+    def test_a_read_is_a_copy_no_reconcile_can_change_the_cache_through(self) -> None:
+        cache = ObjectCache()
+        cache.upsert("Deployment", child("a", 10, annotations={"hash": "1"}))
+        read = cache.get("Deployment", "ns", "a")
+        assert read is not None
+        read["metadata"]["annotations"]["hash"] = "2"
+        again = cache.get("Deployment", "ns", "a")
+        assert again is not None and again["metadata"]["annotations"] == {"hash": "1"}
+        found = cache.children("ns", "upsell", ("Deployment",))
+        assert found[("Deployment", "a")] == again and found[("Deployment", "a")] is not again
+
     def test_a_relist_removes_what_a_broken_watch_missed_and_names_the_owners(self) -> None:
         cache = ObjectCache()
         cache.upsert("Deployment", child("upsell-champion", 5))
@@ -76,7 +87,7 @@ class TestCache:
 
 
 class TestDebounceQueue:
-    def test_a_burst_on_one_key_is_one_reconcile_due_from_its_first_event(self) -> None:
+    def test_a_burst_of_child_events_is_one_reconcile_due_from_its_first_event(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
         for at in (0.0, 0.1, 0.2, 0.4):
             queue.add("a", at)
@@ -84,6 +95,48 @@ class TestDebounceQueue:
         assert queue.take(0.49) is None
         assert queue.take(0.5) == "a"
         assert queue.take(10.0) is None
+
+    def test_a_change_of_a_quiet_resource_is_due_at_once(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 3.0, leading=True)
+        assert queue.take(3.0) == "a"
+
+    def test_the_children_answering_a_leading_reconcile_are_one_trailing_one(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 0.0, leading=True)
+        assert queue.take(0.0) == "a"
+        for at in (0.05, 0.1, 0.2):  # the echoes of its writes, during the reconcile
+            queue.add("a", at)
+        queue.done("a", 0.3)
+        queue.add("a", 0.4)  # and just after it
+        assert len(queue) == 1
+        assert queue.take(0.79) is None
+        assert queue.take(0.8) == "a"  # gathered: `delay` after the reconcile ended
+        queue.done("a", 0.9)
+        assert queue.take(100.0) is None
+
+    def test_a_change_just_after_a_reconcile_waits_for_the_debounce(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 0.0, leading=True)
+        assert queue.take(0.0) == "a"
+        queue.done("a", 1.0)
+        for at in (1.1, 1.2, 1.45):  # a steady stream cannot postpone it
+            queue.add("a", at, leading=True)
+        assert queue.take(1.49) is None and queue.take(1.5) == "a"
+
+    def test_a_change_after_the_debounce_is_due_at_once_again(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 0.0, leading=True)
+        assert queue.take(0.0) == "a"
+        queue.done("a", 1.0)
+        queue.add("a", 1.5, leading=True)
+        assert queue.take(1.5) == "a"
+
+    def test_a_change_brings_a_waiting_child_burst_forward(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 0.0)
+        queue.add("a", 0.1, leading=True)
+        assert len(queue) == 1 and queue.take(0.1) == "a"
 
     def test_a_flood_on_one_key_does_not_push_back_the_others(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
@@ -107,11 +160,24 @@ class TestDebounceQueue:
         queue.done("a", 2.0)
         assert queue.take(2.4) is None and queue.take(2.5) == "a"
 
+    def test_without_a_debounce_an_event_during_a_reconcile_is_due_when_it_ends(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.0)
+        queue.add("a", 0.0, leading=True)
+        assert queue.take(0.0) == "a"
+        queue.add("a", 0.1)
+        queue.done("a", 0.2)
+        assert queue.take(0.2) == "a"
+
     def test_an_earlier_need_wins_over_a_later_one(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
         queue.add("a", 0.0, delay=30.0)  # a resync spread over its period
         queue.add("a", 1.0)  # a fresh event
         assert queue.take(1.5) == "a"
+
+    def test_a_look_scheduled_ahead_is_not_brought_forward_by_the_debounce(self) -> None:
+        queue: DebounceQueue[str] = DebounceQueue(delay=0.5)
+        queue.add("a", 0.0, delay=30.0)
+        assert queue.take(29.9) is None and queue.take(30.0) == "a"
 
     def test_a_forgotten_key_is_not_served(self) -> None:
         queue: DebounceQueue[str] = DebounceQueue(delay=0.0)
