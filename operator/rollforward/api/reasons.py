@@ -128,9 +128,11 @@ class Phase(StrEnum):
 class EventReason(StrEnum):
     """The reason of each Kubernetes Event the operator posts on a ModelDeployment.
 
-    A failing drift check posts its MonitoringAvailable condition reason (PrometheusUnreachable,
-    NoData, TooFewSamples, NoPrometheusConfigured); children's Events are Created<Kind>,
-    Updated<Kind> and Deleted<Kind> (`child_event_reason`).
+    A drift check that stops deciding posts its MonitoringAvailable condition reason
+    (PrometheusUnreachable, NoData, TooFewSamples, NoPrometheusConfigured); the first check
+    of a resource posts one only for a failure a person must fix, never for no data yet.
+    Children's Events are Created<Kind>, Updated<Kind> and Deleted<Kind>
+    (`child_event_reason`).
     """
 
     DRIFT_DETECTED = "DriftDetected"
