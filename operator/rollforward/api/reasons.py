@@ -15,7 +15,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     """Every variant serves and the router routes; no rollout is failing."""
     PROGRESSING = "Progressing"
-    """Children are being created or rolled, or a canary is under way."""
+    """A variant's children are being created, rolled or removed, or a canary is under way
+    (a rewrite of the router alone is not: Ready says whether routing works)."""
     DRIFTED = "Drifted"
     """The predicted-label distribution has left its baseline (after hysteresis)."""
     RETRAINING = "Retraining"
