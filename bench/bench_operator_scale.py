@@ -702,6 +702,7 @@ def report(
     single_counters: OperatorCounters,
     scale_counters: OperatorCounters,
     context: RunContext,
+    settled: Settled | None = None,
 ) -> str:
     one_children = Distribution(single.apply_to_children)
     one_added = Distribution(single.added_to_children)
@@ -722,6 +723,11 @@ def report(
     )
     reconciles = sum(scale_counters.reconciles.values()) / scale.count
     writes = sum(scale_counters.writes.values()) / scale.count
+    # The writes that follow Ready (the last status patch of each resource) count too.
+    settled_writes = sum(settled.counters.writes.values()) / scale.count if settled else writes
+    writes_text = f"{writes:.1f}" + (
+        f" at all Ready, {settled_writes:.1f} once settled" if settled else ""
+    )
     peak = max(m.peak_mb for m in memory)
     ready_ratio = (
         all_ready / base_available if all_ready is not None and base_available else math.inf
@@ -760,7 +766,8 @@ def report(
         f"| {n}: all Ready <= 1.5x the baseline's all Available | {ready_text} vs "
         f"{optional(base_available)} = {ready_ratio:.2f}x | {_verdict(ready_ratio <= 1.5)} |",
         f"| {n}: <= 5 reconciles per resource | {reconciles:.1f} | {_verdict(reconciles <= 5)} |",
-        f"| {n}: <= 12 API writes per resource | {writes:.1f} | {_verdict(writes <= 12)} |",
+        f"| {n}: <= 12 API writes per resource | {writes_text} "
+        f"| {_verdict(settled_writes <= 12)} |",
         f"| peak RSS < {TARGET_RSS_MB:g} MB per replica | {peak:.0f} MB "
         f"| {_verdict(peak < TARGET_RSS_MB)} |",
         f"| 0 ERROR lines | {context.error_lines} | {_verdict(context.error_lines == 0)} |",
@@ -803,6 +810,7 @@ def report(
             max(1, len(single.apply_to_ready)),
         ),
         *counters_lines(f"{n} at once", scale_counters, n),
+        *(settled.lines(n) if settled else []),
         "",
         "## Memory",
         "",
@@ -819,6 +827,59 @@ def report(
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The scale run's counters once the operator stopped writing, and its Events."""
+
+    counters: OperatorCounters
+    seconds: float
+    """From every resource Ready to the last write seen."""
+    events: dict[str, int]
+    """Event objects on the run's ModelDeployments, by reason."""
+
+    def lines(self, resources: int) -> list[str]:
+        writes = sum(self.counters.writes.values())
+        by_kind = ", ".join(
+            f"{verb} {kind}: {n:.0f}" for (verb, kind), n in sorted(self.counters.writes.items())
+        )
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.events.items()))
+        return [
+            f"  - once settled ({SETTLE_QUIET_SECONDS:g} s without a write, the last "
+            f"{self.seconds:.0f} s after every resource was Ready): API writes {writes:.0f} "
+            f"({writes / resources:.1f} per resource): {by_kind}",
+            f"  - Events on the {resources} resources, by reason: {reasons}",
+        ]
+
+
+SETTLE_QUIET_SECONDS = 10.0
+SETTLE_LIMIT_SECONDS = 120.0
+
+
+def settle(
+    operators: list[OperatorProcess], since: OperatorCounters
+) -> tuple[OperatorCounters, float]:
+    """The counters (from `since`) once no write came for SETTLE_QUIET_SECONDS, and how long
+    after the call the last write came (bounded by SETTLE_LIMIT_SECONDS)."""
+    start = time.monotonic()
+    last = summed_counters(operators)
+    changed = start
+    while time.monotonic() - changed < SETTLE_QUIET_SECONDS:
+        if time.monotonic() - start > SETTLE_LIMIT_SECONDS:
+            break
+        time.sleep(1.0)
+        now = summed_counters(operators)
+        if now.writes != last.writes:
+            last, changed = now, time.monotonic()
+    return counter_delta(last, since), changed - start
+
+
+def event_reasons(cluster: LocalCluster, namespace: str) -> dict[str, int]:
+    events = cluster.kubectl_json("-n", namespace, "get", "events")["items"]
+    return dict(
+        Counter(e["reason"] for e in events if e["involvedObject"].get("kind") == "ModelDeployment")
+    )
 
 
 def main() -> None:
@@ -870,6 +931,10 @@ def main() -> None:
             middle = summed_counters(operators)
             scale = run_scale(cluster, arrivals, prom.url, args.count, args.timeout)
             after = summed_counters(operators)
+            settled_counters, settled_seconds = settle(operators, middle)
+            settled = Settled(
+                settled_counters, settled_seconds, event_reasons(cluster, SCALE_NAMESPACE)
+            )
             load_after = os.getloadavg()[0]
             for sampler in memory:
                 sampler.stop()
@@ -898,6 +963,7 @@ def main() -> None:
             idle,
             sum(1 for line in log.splitlines() if " ERROR " in line),
         ),
+        settled,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

@@ -131,7 +131,7 @@ def plan_children(
         message=message,
         up_to_date=up_to_date,
         blocked=router_plan.blocked is not None,
-        writing=bool(writes or unwanted),
+        writing=bool(unwanted) or any(_key(w) not in router_keys for w in writes),
     )
     new_status = _serving_status(deployment, status, served, observed)
     return Children(writes, deletes, events, facts, new_status)

@@ -45,7 +45,13 @@ class ServingFacts:
     blocked: bool
     """The router cannot be built at all (e.g. Gateway API missing)."""
     writing: bool
-    """This reconcile writes or deletes children."""
+    """This reconcile writes a variant's children, or has children to delete (now or once
+    the router let go of them).
+
+    A write of the router alone is not counted: Ready already says whether routing works,
+    and `up_to_date` follows only the variants' rolls, so such a write made Progressing True
+    for exactly one reconcile, two status patches that said nothing (at creation, once per
+    resource with a challenger: rollforward.traffic_gate gives it its users)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from rollforward.drift.check import (
     drift_queries,
     run_check,
 )
+from rollforward.events import Event
 from rollforward.measurements import QueryResult, Sample
 
 BASELINE = baseline_ratio("upsell:v1", {"upgrade": 0.3, "stay": 0.7})
@@ -208,3 +209,67 @@ def test_a_breach_streak_that_ends_before_drifted_forgets_its_onset() -> None:
         result = run_check(md, DriftInputs(tick=tick, current=counts, baseline=BASELINE))
         status, _ = apply_check(md, status, result, tick)
     assert not status.drift_tracking.drifted and status.drift_tracking.drift_began_at is None
+
+
+class TestMonitoringEvents:
+    """One Event per meaningful transition: MonitoringAvailable flipping, and on the first
+    check only a failure a person must fix."""
+
+    def first_check(
+        self, inputs_current: QueryResult, baseline: QueryResult | None = BASELINE
+    ) -> tuple[Any, ModelDeploymentStatus, list[Event]]:
+        md = deployment(ModelDeploymentStatus())
+        result = run_check(md, DriftInputs(tick=T0, current=inputs_current, baseline=baseline))
+        status, events = apply_check(md, md.status, result, T0)
+        return md, status, events
+
+    def then(
+        self, md: Any, status: ModelDeploymentStatus, inputs_current: QueryResult
+    ) -> tuple[ModelDeploymentStatus, list[Event]]:
+        md = md.model_copy(update={"status": status})
+        later = T0 + timedelta(minutes=5)
+        result = run_check(md, DriftInputs(tick=later, current=inputs_current, baseline=BASELINE))
+        return apply_check(md, status, result, later)
+
+    def reasons(self, events: list[Event]) -> list[str]:
+        return [e.reason for e in events]
+
+    def test_no_predictions_yet_at_the_first_check_posts_no_event(self) -> None:
+        _, status, events = self.first_check(QueryResult(samples=()))
+        monitoring = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
+        assert monitoring is not None and (monitoring.status, monitoring.reason) == (
+            "False",
+            "NoData",
+        )
+        assert events == []
+
+    def test_too_few_predictions_at_the_first_check_posts_no_event(self) -> None:
+        _, status, events = self.first_check(current(3, 7))
+        monitoring = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
+        assert monitoring is not None and monitoring.reason == "TooFewSamples"
+        assert events == []
+
+    def test_working_monitoring_at_the_first_check_posts_no_event(self) -> None:
+        _, status, events = self.first_check(current(300, 700))
+        monitoring = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
+        assert monitoring is not None and monitoring.status == "True"
+        assert events == []
+
+    def test_a_failure_a_person_must_fix_warns_at_the_first_check(self) -> None:
+        _, _, events = self.first_check(QueryResult(error="ConnectionError: refused"))
+        assert [(e.type, e.reason) for e in events] == [("Warning", "PrometheusUnreachable")]
+
+    def test_data_arriving_after_the_first_check_is_a_transition(self) -> None:
+        md, status, _ = self.first_check(QueryResult(samples=()))
+        status, events = self.then(md, status, current(300, 700))
+        assert self.reasons(events) == ["MonitoringAvailable"]
+
+    def test_losing_data_after_a_working_check_warns(self) -> None:
+        md, status, _ = self.first_check(current(300, 700))
+        status, events = self.then(md, status, QueryResult(samples=()))
+        assert [(e.type, e.reason) for e in events] == [("Warning", "NoData")]
+
+    def test_no_flip_no_event(self) -> None:
+        md, status, _ = self.first_check(QueryResult(samples=()))
+        _, events = self.then(md, status, QueryResult(samples=()))
+        assert events == []

@@ -15,7 +15,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     """Every variant serves and the router routes; no rollout is failing."""
     PROGRESSING = "Progressing"
-    """Children are being created or rolled, or a canary is under way."""
+    """A variant's children are being created, rolled or removed, or a canary is under way
+    (a rewrite of the router alone is not: Ready says whether routing works)."""
     DRIFTED = "Drifted"
     """The predicted-label distribution has left its baseline (after hysteresis)."""
     RETRAINING = "Retraining"
@@ -128,9 +129,11 @@ class Phase(StrEnum):
 class EventReason(StrEnum):
     """The reason of each Kubernetes Event the operator posts on a ModelDeployment.
 
-    A failing drift check posts its MonitoringAvailable condition reason (PrometheusUnreachable,
-    NoData, TooFewSamples, NoPrometheusConfigured); children's Events are Created<Kind>,
-    Updated<Kind> and Deleted<Kind> (`child_event_reason`).
+    A drift check that stops deciding posts its MonitoringAvailable condition reason
+    (PrometheusUnreachable, NoData, TooFewSamples, NoPrometheusConfigured); the first check
+    of a resource posts one only for a failure a person must fix, never for no data yet.
+    Children's Events are Created<Kind>, Updated<Kind> and Deleted<Kind>
+    (`child_event_reason`).
     """
 
     DRIFT_DETECTED = "DriftDetected"

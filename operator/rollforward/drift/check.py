@@ -342,8 +342,19 @@ def score_summary(report: DriftCheckReport) -> str:
     return f"{report.score:.3g}/{report.threshold or 0:.3g}"
 
 
+AWAITING_DATA = frozenset({Reason.NO_DATA, Reason.TOO_FEW_SAMPLES})
+"""Why a check cannot decide yet although monitoring works: a new model has served no (or
+too few) predictions. The first check of every new ModelDeployment finds this."""
+
+
 def check_events(status: ModelDeploymentStatus, check: DriftCheck) -> list[Event]:
-    """The Events of a check: Drifted flipping, and monitoring lost or regained."""
+    """The Events of a check: Drifted flipping, and monitoring lost or regained.
+
+    One Event per meaningful transition: the MonitoringAvailable condition flipping. The
+    first check has nothing to flip from, so it posts an Event only for a failure a person
+    must fix (Prometheus unreachable or refusing us, a missing Secret, no Prometheus at all).
+    Monitoring that works from the start, and no predictions yet, are how a new model
+    begins: at 1,000 new resources they were 1,000 Events that said nothing new."""
     report, tracking = check.report, check.tracking
     events: list[Event] = []
     if tracking.drifted != status.drift_tracking.drifted:
@@ -354,15 +365,21 @@ def check_events(status: ModelDeploymentStatus, check: DriftCheck) -> list[Event
         )
     available = check.monitoring is Reason.METRICS_OK
     previous = find_condition(status.conditions, ConditionType.MONITORING_AVAILABLE)
-    if previous is None or (previous.status == "True") != available:
+    if previous is None:
+        if not available and check.monitoring not in AWAITING_DATA:
+            events.append(_monitoring_lost(check))
+    elif (previous.status == "True") != available:
         events.append(
             Event("Normal", EventReason.MONITORING_AVAILABLE, report.reason)
             if available
-            else Event(
-                "Warning", check.monitoring.value, f"drift check inconclusive: {report.reason}"
-            )
+            else _monitoring_lost(check)
         )
     return events
+
+
+def _monitoring_lost(check: DriftCheck) -> Event:
+    reason = check.report.reason
+    return Event("Warning", check.monitoring.value, f"drift check inconclusive: {reason}")
 
 
 def record_check(status: ModelDeploymentStatus, check: DriftCheck) -> ModelDeploymentStatus:
