@@ -47,12 +47,8 @@ def _version(body: Manifest) -> int | None:
 
 
 def _older(new: int | None, kept: int | None) -> bool:
+    """Whether version `new` is older than `kept` (unknown versions are never older)."""
     return new is not None and kept is not None and new < kept
-
-
-def is_older(new: Manifest, kept: Manifest) -> bool:
-    """Whether `new` is an older copy than `kept` (unknown versions are never older)."""
-    return _older(_version(new), _version(kept))
 
 
 class _Stored(NamedTuple):
