@@ -9,9 +9,12 @@ an `async with` over another async generator (`streaming_block`). `asyncio.run`,
 order; when the inner one is closed first, the outer one's `async with` throws into a closed
 generator, and asyncio logs "an error occurred during closing of asynchronous generator
 <async_generator object infinite_watch ...>" with "RuntimeError: generator didn't stop after
-athrow()" at ERROR (once at 1,000 resources). `run` closes the generators still open one at
-a time, in the order they started: an outer generator starts before any it holds, so it is
-closed first, and its `async with` closes the inner one as written.
+athrow()" at ERROR (once at 1,000 resources). `run` first cancels the tasks kopf leaves
+running and waits for them, so no generator is mid-step (closing the inner generator of one
+that a live task is stepping makes that task's `async with` fail the same way when it is
+cancelled), then closes the generators still open one at a time, in the order they started:
+an outer generator starts before any it holds, so it is closed first, and its `async with`
+closes the inner one as written.
 """
 
 from __future__ import annotations
@@ -121,7 +124,17 @@ async def _closing_generators(main: Coroutine[Any, Any, None]) -> None:
     try:
         await main
     finally:
+        await _cancel_other_tasks()
         await started.close_open()
+
+
+async def _cancel_other_tasks() -> None:
+    """What `asyncio.run` does after its main returns, done before the generators close."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=CLOSE_TIMEOUT_SECONDS)
 
 
 def peering_name(settings: OperatorSettings) -> str | None:
