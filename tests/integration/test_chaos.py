@@ -110,8 +110,9 @@ class Moment:
     """Which operator kill, counted over the whole test."""
     round: int
     flow: int
-    since_request: float
-    """Seconds from the flow's request (its create returning) to the SIGKILL, as measured."""
+    since_request: float | None
+    """Seconds from the flow's request (its create returning) to the SIGKILL, as measured;
+    None when the kill came before the request."""
     phase: str
 
 
@@ -125,8 +126,9 @@ class Kill:
     """Seconds from the process answering on /metrics to its SIGKILL."""
     phases: list[str]
     """Each flow's phase just before the kill, in flow order."""
-    since_request: list[float]
-    """Seconds from each flow's request (its create returning) to the SIGKILL, as measured."""
+    since_request: list[float | None]
+    """Seconds from each flow's request (its create returning) to the SIGKILL, as measured;
+    None for a flow not yet requested."""
 
     def moments(self) -> list[Moment]:
         return [
@@ -141,10 +143,12 @@ class Outcome:
 
     round: int
     flow: int
+    requested_in: int
+    """Which of the round's operators (0 the first) was running when the flow was requested."""
     first_kill_after: float
     """Seconds from the flow's request to its round's first kill, as measured."""
     phases_at_kills: list[str]
-    """The flow's phase at each of its round's kills, in order."""
+    """The flow's phase at each of its round's kills after its request, in order."""
     seconds_to_promoted: float
     """From the flow's request to the first sight of it promoted."""
     final_phase: str
@@ -187,7 +191,7 @@ def replay(seed: int) -> str:
 
 def in_flight(phase: str) -> bool:
     """Whether a flow in `phase` is still on its way to promotion (requested, not promoted)."""
-    return phase != "Stable (promoted)"
+    return phase not in ("Stable (promoted)", NOT_REQUESTED)
 
 
 def in_runs(phases: list[str]) -> str:
@@ -225,8 +229,9 @@ def soak_report(tally: Tally) -> str:
         f"- each kill hit the round's {FLOWS} concurrent roll-forwards (one ModelDeployment "
         "per namespace), each at its own moment",
         f"- kill moments (kill x flow pairs): {len(moments)} of {MOMENTS} planned; "
-        f"{sum(in_flight(m.phase) for m in moments)} with the flow still on its way to "
-        "promotion",
+        f"{sum(m.phase != NOT_REQUESTED for m in moments)} after the flow's request, "
+        f"{sum(in_flight(m.phase) for m in moments)} of them with the flow still on its way "
+        "to promotion (requested, not yet promoted)",
         f"- roll-forwards checked: {len(outcomes)}",
         f"- operator lifetimes from answering to SIGKILL: {lifetimes(lived)}",
         f"- wall time of the rounds: {wall:.0f} s ({wall / max(1, len(kills)):.1f} s per kill, "
@@ -247,11 +252,12 @@ def soak_report(tally: Tally) -> str:
         "|---|---|",
         *(f"| {phase} | {count} |" for phase, count in sorted(finals.items())),
         "",
-        "| round | flow | first kill after (s) | phases at its kills | promoted after (s) | "
-        "final | Jobs |",
-        "|---|---|---|---|---|---|---|",
+        "| round | flow | requested in operator | first kill after (s) | phases at its kills | "
+        "promoted after (s) | final | Jobs |",
+        "|---|---|---|---|---|---|---|---|",
         *(
-            f"| {o.round} | {o.flow} | {o.first_kill_after:.1f} | {in_runs(o.phases_at_kills)} | "
+            f"| {o.round} | {o.flow} | {o.requested_in} | {o.first_kill_after:.1f} | "
+            f"{in_runs(o.phases_at_kills)} | "
             f"{o.seconds_to_promoted:.1f} | {o.final_phase} | {len(o.jobs)} |"
             for o in outcomes
         ),
@@ -370,29 +376,48 @@ def stratified_kill_moments(rng: random.Random, moments: int) -> list[float]:
     return times
 
 
+NOT_REQUESTED = "(not yet requested)"
+"""The phase of a kill moment that came before the flow's request."""
+
+
 @dataclass
 class RoundPlan:
-    """What a round draws from the seed."""
+    """What a round draws from the seed: each operator's lifetime, and when each flow's request
+    is made. Operator n of the round answers, lives `lifetimes[n]` seconds and is SIGKILLed;
+    operator n + 1 starts at once. Flow i is requested `request_after[i]` seconds after
+    operator `request_in[i]` answered."""
 
-    first_moments: list[float]
-    """Seconds from each flow's request to the round's first kill."""
     lifetimes: list[float]
-    """How long each later operator of the round lives after it answers (one per later kill)."""
+    request_in: list[int]
+    request_after: list[float]
 
 
 def kill_plan(rng: random.Random) -> list[RoundPlan]:
-    """Every round's kill times. The first kills' moments are drawn first, as when every round
-    had one kill, so a seed of a one-kill-per-round run still replays it."""
-    moments = stratified_kill_moments(rng, ROUNDS * FLOWS)
+    """Every round's kill times and requests.
+
+    With one kill a round, the kill lands at a stratified moment of each flow (as
+    `stratified_kill_moments` draws them): its requests come at the offsets that put it there.
+    With several, each operator lives a random LIFETIME_SECONDS, and the flows' requests are
+    spread in a random order over the lives of the round's first half of operators, at a random
+    time within each: every kill then meets flows in different phases, and every flow meets
+    several kills on its way."""
+    if KILLS_PER_ROUND == 1:
+        moments = stratified_kill_moments(rng, ROUNDS * FLOWS)
+        plans = []
+        for r in range(ROUNDS):
+            ours = moments[r * FLOWS : (r + 1) * FLOWS]
+            plans.append(RoundPlan([max(ours)], [0] * FLOWS, [max(ours) - m for m in ours]))
+        return plans
     plans = []
     for r in range(ROUNDS):
-        later = min(KILLS_PER_ROUND, KILLS - r * KILLS_PER_ROUND) - 1
-        plans.append(
-            RoundPlan(
-                moments[r * FLOWS : (r + 1) * FLOWS],
-                [rng.uniform(*LIFETIME_SECONDS) for _ in range(later)],
-            )
-        )
+        kills = min(KILLS_PER_ROUND, KILLS - r * KILLS_PER_ROUND)
+        lifetimes = [rng.uniform(*LIFETIME_SECONDS) for _ in range(kills)]
+        early = (kills + 1) // 2
+        request_in = [0] * FLOWS
+        for rank, i in enumerate(rng.sample(range(FLOWS), FLOWS)):
+            request_in[i] = rank * early // FLOWS
+        after = [rng.uniform(0.0, lifetimes[request_in[i]]) for i in range(FLOWS)]
+        plans.append(RoundPlan(lifetimes, request_in, after))
     return plans
 
 
@@ -403,46 +428,36 @@ def create(cluster: LocalCluster, body: dict[str, Any]) -> None:
     assert response.status == 201, response
 
 
-def request_at_offsets(
-    cluster: LocalCluster, env: ChaosEnv, moments: list[float], first: int
-) -> list[float]:
-    """Create each flow's ModelDeployment so that a kill on return falls `moments[i]` seconds
-    after flow i's request (the longest first); when each create returned."""
-    start = time.monotonic()
-    kill_at = start + max(moments)
-    created = [0.0] * len(moments)
-    for i in sorted(range(len(moments)), key=lambda i: -moments[i]):
-        time.sleep(max(0.0, kill_at - moments[i] - time.monotonic()))
-        flow, version = env.flows[i], f"upsell:v2-m{first + i}"
-        create(cluster, chaos_manifest(flow.namespace, env.prometheus.url, version, first + i))
-        created[i] = time.monotonic()
-    time.sleep(max(0.0, kill_at - time.monotonic()))
-    return created
+def request(cluster: LocalCluster, env: ChaosEnv, i: int, first: int) -> float:
+    """Create flow i's ModelDeployment with its retraining request; when the create returned."""
+    flow, version = env.flows[i], f"upsell:v2-m{first + i}"
+    create(cluster, chaos_manifest(flow.namespace, env.prometheus.url, version, first + i))
+    return time.monotonic()
 
 
 def all_promoted(
     cluster: LocalCluster, env: ChaosEnv, first: int, promoted: dict[str, float]
 ) -> bool:
-    """Record when each flow is first seen promoted to its version; whether all are."""
-    now = statuses(cluster, env.namespaces)
-    for i, ns in enumerate(env.namespaces):
-        status = now.get(ns, {})
-        if status.get("champion") == f"upsell:v2-m{first + i}" and status.get("phase") == "Stable":
-            promoted.setdefault(ns, time.monotonic())
+    """Whether every flow is promoted to its version (recording when, as `phases_now`)."""
+    phases_now(cluster, env, first, promoted)
     return len(promoted) == len(env.namespaces)
 
 
-def phases_now(cluster: LocalCluster, env: ChaosEnv, first: int) -> dict[str, str]:
+def phases_now(
+    cluster: LocalCluster, env: ChaosEnv, first: int, promoted: dict[str, float]
+) -> dict[str, str]:
     """Each flow's phase, "Stable (promoted)" once its champion is the new version: a moment
     after the promotion (only the candidate's removal left) is told apart from one before the
-    request was taken up."""
+    request was taken up. Records in `promoted` when each flow is first seen promoted."""
     now = statuses(cluster, env.namespaces)
     phases = {}
     for i, ns in enumerate(env.namespaces):
         status = now.get(ns, {})
         phase = status.get("phase", "-")
-        promoted = status.get("champion") == f"upsell:v2-m{first + i}"
-        phases[ns] = f"{phase} (promoted)" if promoted and phase == "Stable" else phase
+        if status.get("champion") == f"upsell:v2-m{first + i}" and phase == "Stable":
+            promoted.setdefault(ns, time.monotonic())
+            phase = "Stable (promoted)"
+        phases[ns] = phase
     return phases
 
 
@@ -456,19 +471,29 @@ def candidates_removed(cluster: LocalCluster, env: ChaosEnv) -> bool:
 def run_round(
     cluster: LocalCluster, env: ChaosEnv, rnd: int, plan: RoundPlan, first_kill: int, workdir: Path
 ) -> tuple[list[Kill], list[Outcome]]:
-    """One request per flow at its offset, then the round's SIGKILLs, each followed at once by
-    a restart; the kills and what each flow ended as."""
+    """The round's operators in turn, each SIGKILLed after its lifetime and followed at once by
+    the next, the flows' requests made amid them as planned; then one more operator that sees
+    every flow promoted. The kills, and what each flow ended as."""
     first = rnd * FLOWS
     for i, flow in enumerate(env.flows):
         flow.candidate.serve_version(f"upsell:v2-m{first + i}", DRIFTED_SHARES)
-    operators = [OperatorProcess(env.kubeconfig, workdir / "0", namespaces=env.namespaces)]
-    operators[0].start()
-    answered = time.monotonic()
-    created = request_at_offsets(cluster, env, plan.first_moments, first)
-    kills = []
-    for n, lifetime in enumerate([0.0, *plan.lifetimes]):
+    created: dict[int, float] = {}
+    promoted: dict[str, float] = {}
+    kills: list[Kill] = []
+    operators: list[OperatorProcess] = []
+    for n, lifetime in enumerate([*plan.lifetimes, None]):
+        operators.append(
+            OperatorProcess(env.kubeconfig, workdir / f"{n}", namespaces=env.namespaces).start()
+        )
+        answered = time.monotonic()
+        if lifetime is None:
+            break
+        ours = [i for i in range(FLOWS) if plan.request_in[i] == n]
+        for i in sorted(ours, key=lambda i: plan.request_after[i]):
+            time.sleep(max(0.0, answered + plan.request_after[i] - time.monotonic()))
+            created[i] = request(cluster, env, i, first)
         time.sleep(max(0.0, answered + lifetime - time.monotonic()))
-        phases = phases_now(cluster, env, first)
+        phases = phases_now(cluster, env, first, promoted)
         operators[-1].kill()
         killed = time.monotonic()
         kills.append(
@@ -476,16 +501,13 @@ def run_round(
                 first_kill + n,
                 rnd,
                 killed - answered,
-                [phases.get(ns, "-") for ns in env.namespaces],
-                [killed - c for c in created],
+                [
+                    phases[ns] if i in created else NOT_REQUESTED
+                    for i, ns in enumerate(env.namespaces)
+                ],
+                [killed - created[i] if i in created else None for i in range(FLOWS)],
             )
         )
-        operators.append(
-            OperatorProcess(env.kubeconfig, workdir / f"{n + 1}", namespaces=env.namespaces)
-        )
-        operators[-1].start()
-        answered = time.monotonic()
-    promoted: dict[str, float] = {}
     try:
         wait_until(
             lambda: all_promoted(cluster, env, first, promoted),
@@ -501,15 +523,16 @@ def run_round(
     for operator in operators:
         log = operator.log_path.read_text()
         assert "Traceback" not in log, (operator.log_path, log[-3000:])
-    return kills, outcomes_of(cluster, env, kills, promoted, created)
+    return kills, outcomes_of(cluster, env, plan, kills, promoted, created)
 
 
 def outcomes_of(
     cluster: LocalCluster,
     env: ChaosEnv,
+    plan: RoundPlan,
     kills: list[Kill],
     promoted: dict[str, float],
-    created: list[float],
+    created: dict[int, float],
 ) -> list[Outcome]:
     finals = statuses(cluster, env.namespaces)
     jobs = names_by_namespace(cluster, "jobs")
@@ -518,13 +541,15 @@ def outcomes_of(
     for i, ns in enumerate(env.namespaces):
         rnd = kills[0].round
         number, final = rnd * FLOWS + i, finals[ns]
+        met = [k for k in kills if k.since_request[i] is not None]
         history = [(h["version"], h["outcome"]) for h in final["history"]]
         outcomes.append(
             Outcome(
                 rnd,
                 i,
-                kills[0].since_request[i],
-                [k.phases[i] for k in kills],
+                plan.request_in[i],
+                met[0].since_request[i] or 0.0,
+                [k.phases[i] for k in met],
                 promoted[ns] - created[i],
                 final_phase=final.get("phase", "-"),
                 jobs=jobs.get(ns, []),
