@@ -7,12 +7,14 @@ children and a consistent history. Progress lives in status and every child has 
 deterministic name, so a restart can only continue, never repeat.
 
 A round requests every flow and kills KILLS_PER_ROUND operator processes in turn, each
-restarted at once. The first kill lands at a different moment of each flow: each flow's
-request is applied at its own offset, drawn so that the kill lands a chosen time after it.
-Every later kill lands a random lifetime after its operator answered, wherever the flows then
-are. Every kill is the death of a separate operator process and hits all the round's flows:
-KILLS operator kills check KILLS x FLOWS kill moments (a kill and a flow) over
-KILLS / KILLS_PER_ROUND x FLOWS roll-forwards; the report says which is which.
+restarted at once. With one kill a round (`make test`), the kill lands at a different moment of
+each flow: each flow's request is applied at its own offset, drawn so that the kill lands a
+chosen time after it. With several (`make soak`), each operator lives a random time after it
+answers, and the requests are spread over the lives of the round's first half of operators,
+so every kill meets flows in different phases and every flow meets several kills. Every kill
+is the death of a separate operator process and hits all the round's flows: KILLS operator
+kills give KILLS x FLOWS kill moments (a kill and a flow; those before the flow's request are
+counted apart) over ROUNDS x FLOWS roll-forwards; the report says which is which.
 
 Kill moments come from a fresh seed on every run (so every run tests new moments), printed
 first and named in every failure; ROLLFORWARD_CHAOS_SEED=<seed> replays a run with the same
@@ -481,34 +483,35 @@ def run_round(
     promoted: dict[str, float] = {}
     kills: list[Kill] = []
     operators: list[OperatorProcess] = []
-    for n, lifetime in enumerate([*plan.lifetimes, None]):
-        operators.append(
-            OperatorProcess(env.kubeconfig, workdir / f"{n}", namespaces=env.namespaces).start()
-        )
-        answered = time.monotonic()
-        if lifetime is None:
-            break
-        ours = [i for i in range(FLOWS) if plan.request_in[i] == n]
-        for i in sorted(ours, key=lambda i: plan.request_after[i]):
-            time.sleep(max(0.0, answered + plan.request_after[i] - time.monotonic()))
-            created[i] = request(cluster, env, i, first)
-        time.sleep(max(0.0, answered + lifetime - time.monotonic()))
-        phases = phases_now(cluster, env, first, promoted)
-        operators[-1].kill()
-        killed = time.monotonic()
-        kills.append(
-            Kill(
-                first_kill + n,
-                rnd,
-                killed - answered,
-                [
-                    phases[ns] if i in created else NOT_REQUESTED
-                    for i, ns in enumerate(env.namespaces)
-                ],
-                [killed - created[i] if i in created else None for i in range(FLOWS)],
-            )
-        )
     try:
+        for n, lifetime in enumerate([*plan.lifetimes, None]):
+            operators.append(
+                OperatorProcess(env.kubeconfig, workdir / f"{n}", namespaces=env.namespaces)
+            )
+            operators[-1].start()
+            answered = time.monotonic()
+            if lifetime is None:
+                break
+            ours = [i for i in range(FLOWS) if plan.request_in[i] == n]
+            for i in sorted(ours, key=lambda i: plan.request_after[i]):
+                time.sleep(max(0.0, answered + plan.request_after[i] - time.monotonic()))
+                created[i] = request(cluster, env, i, first)
+            time.sleep(max(0.0, answered + lifetime - time.monotonic()))
+            phases = phases_now(cluster, env, first, promoted)
+            operators[-1].kill()
+            killed = time.monotonic()
+            kills.append(
+                Kill(
+                    first_kill + n,
+                    rnd,
+                    killed - answered,
+                    [
+                        phases[ns] if i in created else NOT_REQUESTED
+                        for i, ns in enumerate(env.namespaces)
+                    ],
+                    [killed - created[i] if i in created else None for i in range(FLOWS)],
+                )
+            )
         wait_until(
             lambda: all_promoted(cluster, env, first, promoted),
             timeout=180 + 5 * FLOWS,
@@ -518,11 +521,14 @@ def run_round(
         wait_until(
             lambda: candidates_removed(cluster, env), timeout=60, what="the candidates' removal"
         )
+        # Every operator's log, the last one's read while it runs (as before several kills a
+        # round): what its SIGTERM stop logs is not a restart's concern.
+        for operator in operators:
+            log = operator.log_path.read_text()
+            assert "Traceback" not in log, (operator.log_path, log[-3000:])
     finally:
-        operators[-1].stop()
-    for operator in operators:
-        log = operator.log_path.read_text()
-        assert "Traceback" not in log, (operator.log_path, log[-3000:])
+        if operators:
+            operators[-1].stop()  # only the last can still run: every other one was killed
     return kills, outcomes_of(cluster, env, plan, kills, promoted, created)
 
 
