@@ -1,24 +1,32 @@
 """Chaos: the operator is SIGKILLed at random moments of several roll-forwards and restarted.
 
 Given FLOWS ModelDeployments, one per namespace, each with a manual retraining request, when
-the one operator that watches them all is killed once and started again, then every flow
-ends promoted, with exactly one Job for its trigger, no orphaned children and a consistent
-history. Progress lives in status and every child has a deterministic name, so a restart can
-only continue, never repeat.
+the one operator that watches them all is killed and started again, KILLS_PER_ROUND times
+over, then every flow ends promoted, with exactly one Job for its trigger, no orphaned
+children and a consistent history. Progress lives in status and every child has a
+deterministic name, so a restart can only continue, never repeat.
 
-One kill hits every flow at a different moment: each flow's request is applied at its own
-offset, drawn so that the kill lands a chosen time after it (its "kill moment"). So a test of
-KILLS operator kills checks KILLS x FLOWS kill moments; the report says which is which.
+A round requests every flow and kills KILLS_PER_ROUND operator processes in turn, each
+restarted at once. With one kill a round (`make test`), the kill lands at a different moment of
+each flow: each flow's request is applied at its own offset, drawn so that the kill lands a
+chosen time after it. With several (`make soak`), each operator lives a random time after it
+answers, and the requests are spread over the lives of the round's first half of operators,
+so every kill meets flows in different phases and every flow meets several kills. Every kill
+is the death of a separate operator process and hits all the round's flows: KILLS operator
+kills give KILLS x FLOWS kill moments (a kill and a flow; those before the flow's request are
+counted apart) over ROUNDS x FLOWS roll-forwards; the report says which is which.
 
 Kill moments come from a fresh seed on every run (so every run tests new moments), printed
 first and named in every failure; ROLLFORWARD_CHAOS_SEED=<seed> replays a run with the same
-ROLLFORWARD_CHAOS_KILLS (operator kills) and ROLLFORWARD_CHAOS_FLOWS (flows each kill hits).
-`make soak` sets them from SOAK_KILLS and SOAK_FLOWS and writes bench-results/soak.md through
+ROLLFORWARD_CHAOS_KILLS (operator kills in all), ROLLFORWARD_CHAOS_KILLS_PER_ROUND and
+ROLLFORWARD_CHAOS_FLOWS (flows each kill hits). `make soak` sets them from SOAK_KILLS,
+SOAK_KILLS_PER_ROUND and SOAK_FLOWS and writes bench-results/soak.md through
 ROLLFORWARD_CHAOS_REPORT.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import secrets
@@ -49,20 +57,31 @@ from devenv.prometheus import LocalPrometheus
 from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics, RetrainingResult
 
 KILLS = int(os.environ.get("ROLLFORWARD_CHAOS_KILLS", "20"))
-"""Operator processes SIGKILLed (one per round): 20 in `make test`, as issue 18 asks; `make
-soak`: SOAK_KILLS."""
+"""Operator processes SIGKILLed in all: 20 in `make test`, as issue 18 asks; `make soak`:
+SOAK_KILLS (200)."""
+KILLS_PER_ROUND = int(os.environ.get("ROLLFORWARD_CHAOS_KILLS_PER_ROUND", "1"))
+"""Operator kills amid one round's roll-forwards: 1 in `make test` (every kill has
+roll-forwards of its own); `make soak`: SOAK_KILLS_PER_ROUND (10)."""
 FLOWS = int(os.environ.get("ROLLFORWARD_CHAOS_FLOWS", "1"))
 """Concurrent roll-forwards each kill hits, one per namespace: 1 in `make test` (20 restarts
-fit its time; 8 kills of 5 flows each took 5 min alone); `make soak`: SOAK_FLOWS."""
+fit its time; 8 kills of 5 flows each took 5 min alone); `make soak`: SOAK_FLOWS (10)."""
+ROUNDS = math.ceil(KILLS / KILLS_PER_ROUND)
+"""Rounds of roll-forwards; the last one has fewer kills when KILLS_PER_ROUND does not divide
+KILLS."""
 MOMENTS = KILLS * FLOWS
 REPORT_PATH = os.environ.get("ROLLFORWARD_CHAOS_REPORT", "")
 """Where to write the markdown report (`make soak`: bench-results/soak.md); none when empty."""
-ROUND_TIMEOUT_SECONDS = 400 + 20 * FLOWS
-"""More than one round's own waits add up to (330 s, plus per-flow applies and polls); the
-test's pytest timeout is this times the kills, so the session's 900 s never cuts a soak short
-(it stopped `make soak` after 14 of 200 kills)."""
+ROUND_TIMEOUT_SECONDS = 400 + 20 * FLOWS + 70 * (KILLS_PER_ROUND - 1)
+"""More than one round's own waits add up to (330 s, plus per-flow applies and polls, plus
+each later kill's lifetime and restart); the test's pytest timeout is this times the rounds,
+so the session's 900 s never cuts a soak short (it stopped `make soak` after 14 of 200
+kills)."""
 FLOW_SECONDS = 18.0
-"""About how long a request takes to become a promotion here; kill moments land inside it."""
+"""About how long a request takes to become a promotion here; first kills land inside it."""
+LIFETIME_SECONDS = (0.5, 3.0)
+"""Bounds of the random time an operator lives, from answering on /metrics to its SIGKILL,
+when a round has several kills: short, so that each flow meets several kills on its way to
+promotion (a 2-round soak of 10 flows: 1.6 s median, 4.2 s a kill with the restart)."""
 MD_PATH = "/apis/rollforward.io/v1alpha1"
 
 
@@ -86,16 +105,54 @@ class ChaosEnv:
 
 
 @dataclass
-class Outcome:
-    moment: int
-    """The kill moment's number, also in the flow's version and trigger."""
+class Moment:
+    """One kill as one flow met it."""
+
     kill: int
-    """Which operator kill (round) it belongs to."""
+    """Which operator kill, counted over the whole test."""
+    round: int
     flow: int
-    killed_after: float
-    """Seconds from the flow's request (its create returning) to the SIGKILL, as measured."""
-    phase_at_kill: str
+    since_request: float | None
+    """Seconds from the flow's request (its create returning) to the SIGKILL, as measured;
+    None when the kill came before the request."""
+    phase: str
+
+
+@dataclass
+class Kill:
+    """One operator process SIGKILLed."""
+
+    kill: int
+    round: int
+    lived: float
+    """Seconds from the process answering on /metrics to its SIGKILL."""
+    phases: list[str]
+    """Each flow's phase just before the kill, in flow order."""
+    since_request: list[float | None]
+    """Seconds from each flow's request (its create returning) to the SIGKILL, as measured;
+    None for a flow not yet requested."""
+
+    def moments(self) -> list[Moment]:
+        return [
+            Moment(self.kill, self.round, i, since, phase)
+            for i, (since, phase) in enumerate(zip(self.since_request, self.phases, strict=True))
+        ]
+
+
+@dataclass
+class Outcome:
+    """How one flow's roll-forward ended after all its round's kills."""
+
+    round: int
+    flow: int
+    requested_in: int
+    """Which of the round's operators (0 the first) was running when the flow was requested."""
+    first_kill_after: float
+    """Seconds from the flow's request to its round's first kill, as measured."""
+    phases_at_kills: list[str]
+    """The flow's phase at each of its round's kills after its request, in order."""
     seconds_to_promoted: float
+    """From the flow's request to the first sight of it promoted."""
     final_phase: str
     jobs: list[str]
     expected_job: str
@@ -121,29 +178,66 @@ class Tally:
     """What the rounds so far did, for the report."""
 
     seed: int
+    kills: list[Kill] = field(default_factory=list)
+    moments: list[Moment] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
-    kills: int = 0
     round_seconds: list[float] = field(default_factory=list)
+
+
+def replay(seed: int) -> str:
+    return (
+        f"ROLLFORWARD_CHAOS_SEED={seed} ROLLFORWARD_CHAOS_KILLS={KILLS} "
+        f"ROLLFORWARD_CHAOS_KILLS_PER_ROUND={KILLS_PER_ROUND} ROLLFORWARD_CHAOS_FLOWS={FLOWS}"
+    )
+
+
+def in_flight(phase: str) -> bool:
+    """Whether a flow in `phase` is still on its way to promotion (requested, not promoted)."""
+    return phase not in ("Stable (promoted)", NOT_REQUESTED)
+
+
+def in_runs(phases: list[str]) -> str:
+    """Phases in order, a run of one phase as `phase xN`: "Retraining x3, Canary"."""
+    runs: list[list[Any]] = []
+    for phase in phases:
+        if runs and runs[-1][0] == phase:
+            runs[-1][1] += 1
+        else:
+            runs.append([phase, 1])
+    return ", ".join(phase if n == 1 else f"{phase} x{n}" for phase, n in runs)
+
+
+def lifetimes(lived: list[float]) -> str:
+    """The range and median of sorted lifetimes."""
+    if not lived:
+        return "none"
+    return f"{lived[0]:.1f} to {lived[-1]:.1f} s, median {lived[len(lived) // 2]:.1f} s"
 
 
 def soak_report(tally: Tally) -> str:
     """The markdown summary `make soak` writes to bench-results/soak.md."""
-    outcomes = tally.outcomes
-    phases = Counter(o.phase_at_kill for o in outcomes)
+    outcomes, moments, kills = tally.outcomes, tally.moments, tally.kills
+    phases = Counter(m.phase for m in moments)
     finals = Counter(o.final_phase for o in outcomes)
     wall = sum(tally.round_seconds)
-    per_kill = wall / max(1, len(tally.round_seconds))
+    lived = sorted(k.lived for k in kills)
     lines = [
         "# Chaos soak: the operator SIGKILLed amid concurrent roll-forwards, then restarted",
         "",
-        f"- seed: `{tally.seed}` (replay: `ROLLFORWARD_CHAOS_SEED={tally.seed} "
-        f"ROLLFORWARD_CHAOS_KILLS={KILLS} ROLLFORWARD_CHAOS_FLOWS={FLOWS}`)",
-        f"- operator processes SIGKILLed: {tally.kills} of {KILLS} planned; each kill hit "
-        f"{FLOWS} concurrent roll-forwards (one ModelDeployment per namespace), each at its "
-        "own moment",
-        f"- kill moments (flow x kill pairs): {len(outcomes)} checked of {MOMENTS} planned",
-        f"- wall time of the rounds: {wall:.0f} s ({per_kill:.1f} s per kill, "
-        f"{wall / max(1, len(outcomes)):.1f} s per kill moment)",
+        f"- seed: `{tally.seed}` (replay: `{replay(tally.seed)}`)",
+        f"- operator processes SIGKILLed: {len(kills)} of {KILLS} planned, each restarted at "
+        f"once; up to {KILLS_PER_ROUND} per round, in {len(tally.round_seconds)} of {ROUNDS} "
+        "rounds",
+        f"- each kill hit the round's {FLOWS} concurrent roll-forwards (one ModelDeployment "
+        "per namespace), each at its own moment",
+        f"- kill moments (kill x flow pairs): {len(moments)} of {MOMENTS} planned; "
+        f"{sum(m.phase != NOT_REQUESTED for m in moments)} after the flow's request, "
+        f"{sum(in_flight(m.phase) for m in moments)} of them with the flow still on its way "
+        "to promotion (requested, not yet promoted)",
+        f"- roll-forwards checked: {len(outcomes)}",
+        f"- operator lifetimes from answering to SIGKILL: {lifetimes(lived)}",
+        f"- wall time of the rounds: {wall:.0f} s ({wall / max(1, len(kills)):.1f} s per kill, "
+        f"{wall / max(1, len(moments)):.1f} s per kill moment)",
         f"- double Jobs (more than one Job for a trigger): {sum(o.double_job for o in outcomes)}",
         f"- orphans (children or Jobs left that should not be): "
         f"{sum(len(o.orphans) for o in outcomes)}",
@@ -156,16 +250,27 @@ def soak_report(tally: Tally) -> str:
         "|---|---|",
         *(f"| {phase} | {count} |" for phase, count in sorted(phases.items())),
         "",
-        "| final phase | flows |",
+        "| final phase | roll-forwards |",
         "|---|---|",
         *(f"| {phase} | {count} |" for phase, count in sorted(finals.items())),
         "",
-        "| moment | kill | flow | killed after (s) | phase at kill | promoted after (s) | final |",
-        "|---|---|---|---|---|---|---|",
+        "| round | flow | requested in operator | first kill after (s) | phases at its kills | "
+        "promoted after (s) | final | Jobs |",
+        "|---|---|---|---|---|---|---|---|",
         *(
-            f"| {o.moment} | {o.kill} | {o.flow} | {o.killed_after:.1f} | {o.phase_at_kill} | "
-            f"{o.seconds_to_promoted:.1f} | {o.final_phase} |"
+            f"| {o.round} | {o.flow} | {o.requested_in} | {o.first_kill_after:.1f} | "
+            f"{in_runs(o.phases_at_kills)} | "
+            f"{o.seconds_to_promoted:.1f} | {o.final_phase} | {len(o.jobs)} |"
             for o in outcomes
+        ),
+        "",
+        "| kill | round | lived (s) | flows' phases |",
+        "|---|---|---|---|",
+        *(
+            f"| {k.kill} | {k.round} | {k.lived:.1f} | "
+            + ", ".join(f"{p} x{n}" for p, n in sorted(Counter(k.phases).items()))
+            + " |"
+            for k in kills
         ),
     ]
     return "\n".join(lines) + "\n"
@@ -265,12 +370,57 @@ def kill_seed() -> int:
 
 def stratified_kill_moments(rng: random.Random, moments: int) -> list[float]:
     """A random moment in each of `moments` equal slices of the flow, in a random order: every
-    run of the test spreads its kill moments over the whole roll-forward, however the seed
-    falls. Consecutive groups of FLOWS are the moments of one kill."""
+    run of the test spreads its first kills' moments over the whole roll-forward, however the
+    seed falls. Consecutive groups of FLOWS are the moments of one round's first kill."""
     width = (FLOW_SECONDS - 0.5) / moments
     times = [rng.uniform(0.5 + i * width, 0.5 + (i + 1) * width) for i in range(moments)]
     rng.shuffle(times)
     return times
+
+
+NOT_REQUESTED = "(not yet requested)"
+"""The phase of a kill moment that came before the flow's request."""
+
+
+@dataclass
+class RoundPlan:
+    """What a round draws from the seed: each operator's lifetime, and when each flow's request
+    is made. Operator n of the round answers, lives `lifetimes[n]` seconds and is SIGKILLed;
+    operator n + 1 starts at once. Flow i is requested `request_after[i]` seconds after
+    operator `request_in[i]` answered."""
+
+    lifetimes: list[float]
+    request_in: list[int]
+    request_after: list[float]
+
+
+def kill_plan(rng: random.Random) -> list[RoundPlan]:
+    """Every round's kill times and requests.
+
+    With one kill a round, the kill lands at a stratified moment of each flow (as
+    `stratified_kill_moments` draws them): its requests come at the offsets that put it there.
+    With several, each operator lives a random LIFETIME_SECONDS, and the flows' requests are
+    spread in a random order over the lives of the round's first half of operators, at a random
+    time within each: every kill then meets flows in different phases, and every flow meets
+    several kills on its way."""
+    if KILLS_PER_ROUND == 1:
+        moments = stratified_kill_moments(rng, ROUNDS * FLOWS)
+        plans = []
+        for r in range(ROUNDS):
+            ours = moments[r * FLOWS : (r + 1) * FLOWS]
+            plans.append(RoundPlan([max(ours)], [0] * FLOWS, [max(ours) - m for m in ours]))
+        return plans
+    plans = []
+    for r in range(ROUNDS):
+        kills = min(KILLS_PER_ROUND, KILLS - r * KILLS_PER_ROUND)
+        lifetimes = [rng.uniform(*LIFETIME_SECONDS) for _ in range(kills)]
+        early = (kills + 1) // 2
+        request_in = [0] * FLOWS
+        for rank, i in enumerate(rng.sample(range(FLOWS), FLOWS)):
+            request_in[i] = rank * early // FLOWS
+        after = [rng.uniform(0.0, lifetimes[request_in[i]]) for i in range(FLOWS)]
+        plans.append(RoundPlan(lifetimes, request_in, after))
+    return plans
 
 
 def create(cluster: LocalCluster, body: dict[str, Any]) -> None:
@@ -280,46 +430,36 @@ def create(cluster: LocalCluster, body: dict[str, Any]) -> None:
     assert response.status == 201, response
 
 
-def request_at_offsets(
-    cluster: LocalCluster, env: ChaosEnv, moments: list[float], first: int
-) -> list[float]:
-    """Create each flow's ModelDeployment so that a kill on return falls `moments[i]` seconds
-    after flow i's request (the longest first); when each create returned."""
-    start = time.monotonic()
-    kill_at = start + max(moments)
-    created = [0.0] * len(moments)
-    for i in sorted(range(len(moments)), key=lambda i: -moments[i]):
-        time.sleep(max(0.0, kill_at - moments[i] - time.monotonic()))
-        flow, version = env.flows[i], f"upsell:v2-m{first + i}"
-        create(cluster, chaos_manifest(flow.namespace, env.prometheus.url, version, first + i))
-        created[i] = time.monotonic()
-    time.sleep(max(0.0, kill_at - time.monotonic()))
-    return created
+def request(cluster: LocalCluster, env: ChaosEnv, i: int, first: int) -> float:
+    """Create flow i's ModelDeployment with its retraining request; when the create returned."""
+    flow, version = env.flows[i], f"upsell:v2-m{first + i}"
+    create(cluster, chaos_manifest(flow.namespace, env.prometheus.url, version, first + i))
+    return time.monotonic()
 
 
 def all_promoted(
     cluster: LocalCluster, env: ChaosEnv, first: int, promoted: dict[str, float]
 ) -> bool:
-    """Record when each flow is first seen promoted to its version; whether all are."""
-    now = statuses(cluster, env.namespaces)
-    for i, ns in enumerate(env.namespaces):
-        status = now.get(ns, {})
-        if status.get("champion") == f"upsell:v2-m{first + i}" and status.get("phase") == "Stable":
-            promoted.setdefault(ns, time.monotonic())
+    """Whether every flow is promoted to its version (recording when, as `phases_now`)."""
+    phases_now(cluster, env, first, promoted)
     return len(promoted) == len(env.namespaces)
 
 
-def phases_now(cluster: LocalCluster, env: ChaosEnv, first: int) -> dict[str, str]:
+def phases_now(
+    cluster: LocalCluster, env: ChaosEnv, first: int, promoted: dict[str, float]
+) -> dict[str, str]:
     """Each flow's phase, "Stable (promoted)" once its champion is the new version: a moment
     after the promotion (only the candidate's removal left) is told apart from one before the
-    request was taken up."""
+    request was taken up. Records in `promoted` when each flow is first seen promoted."""
     now = statuses(cluster, env.namespaces)
     phases = {}
     for i, ns in enumerate(env.namespaces):
         status = now.get(ns, {})
         phase = status.get("phase", "-")
-        promoted = status.get("champion") == f"upsell:v2-m{first + i}"
-        phases[ns] = f"{phase} (promoted)" if promoted and phase == "Stable" else phase
+        if status.get("champion") == f"upsell:v2-m{first + i}" and phase == "Stable":
+            promoted.setdefault(ns, time.monotonic())
+            phase = "Stable (promoted)"
+        phases[ns] = phase
     return phases
 
 
@@ -331,64 +471,99 @@ def candidates_removed(cluster: LocalCluster, env: ChaosEnv) -> bool:
 
 
 def run_round(
-    cluster: LocalCluster, env: ChaosEnv, kill: int, moments: list[float], workdir: Path
-) -> list[Outcome]:
-    """One request per flow at its offset, one SIGKILL, one restart; what each flow ended as."""
-    first = kill * FLOWS
+    cluster: LocalCluster, env: ChaosEnv, rnd: int, plan: RoundPlan, first_kill: int, workdir: Path
+) -> tuple[list[Kill], list[Outcome]]:
+    """The round's operators in turn, each SIGKILLed after its lifetime and followed at once by
+    the next, the flows' requests made amid them as planned; then one more operator that sees
+    every flow promoted. The kills, and what each flow ended as."""
+    first = rnd * FLOWS
     for i, flow in enumerate(env.flows):
         flow.candidate.serve_version(f"upsell:v2-m{first + i}", DRIFTED_SHARES)
-    operator = OperatorProcess(env.kubeconfig, workdir / "a", namespaces=env.namespaces).start()
-    created = request_at_offsets(cluster, env, moments, first)
-    phases = phases_now(cluster, env, first)
-    operator.kill()
-    killed = time.monotonic()
+    created: dict[int, float] = {}
     promoted: dict[str, float] = {}
-    with OperatorProcess(env.kubeconfig, workdir / "b", namespaces=env.namespaces) as restarted:
+    kills: list[Kill] = []
+    operators: list[OperatorProcess] = []
+    try:
+        for n, lifetime in enumerate([*plan.lifetimes, None]):
+            operators.append(
+                OperatorProcess(env.kubeconfig, workdir / f"{n}", namespaces=env.namespaces)
+            )
+            operators[-1].start()
+            answered = time.monotonic()
+            if lifetime is None:
+                break
+            ours = [i for i in range(FLOWS) if plan.request_in[i] == n]
+            for i in sorted(ours, key=lambda i: plan.request_after[i]):
+                time.sleep(max(0.0, answered + plan.request_after[i] - time.monotonic()))
+                created[i] = request(cluster, env, i, first)
+            time.sleep(max(0.0, answered + lifetime - time.monotonic()))
+            phases = phases_now(cluster, env, first, promoted)
+            operators[-1].kill()
+            killed = time.monotonic()
+            kills.append(
+                Kill(
+                    first_kill + n,
+                    rnd,
+                    killed - answered,
+                    [
+                        phases[ns] if i in created else NOT_REQUESTED
+                        for i, ns in enumerate(env.namespaces)
+                    ],
+                    [killed - created[i] if i in created else None for i in range(FLOWS)],
+                )
+            )
         wait_until(
             lambda: all_promoted(cluster, env, first, promoted),
             timeout=180 + 5 * FLOWS,
             interval=0.5,
-            what=f"kill {kill}'s flows (moments {moments}, phases {phases}) to promote",
+            what=f"round {rnd}'s flows (kills {kills}, plan {plan}) to promote",
         )
         wait_until(
             lambda: candidates_removed(cluster, env), timeout=60, what="the candidates' removal"
         )
-        log = restarted.log_path.read_text()
-    assert "Traceback" not in log, log[-3000:]
-    return outcomes_of(cluster, env, kill, [killed - c for c in created], phases, promoted, created)
+        # Every operator's log, the last one's read while it runs (as before several kills a
+        # round): what its SIGTERM stop logs is not a restart's concern.
+        for operator in operators:
+            log = operator.log_path.read_text()
+            assert "Traceback" not in log, (operator.log_path, log[-3000:])
+    finally:
+        if operators:
+            operators[-1].stop()  # only the last can still run: every other one was killed
+    return kills, outcomes_of(cluster, env, plan, kills, promoted, created)
 
 
 def outcomes_of(
     cluster: LocalCluster,
     env: ChaosEnv,
-    kill: int,
-    killed_after: list[float],
-    phases: dict[str, str],
+    plan: RoundPlan,
+    kills: list[Kill],
     promoted: dict[str, float],
-    created: list[float],
+    created: dict[int, float],
 ) -> list[Outcome]:
     finals = statuses(cluster, env.namespaces)
     jobs = names_by_namespace(cluster, "jobs")
     children = names_by_namespace(cluster, "deployments,services,configmaps")
     outcomes = []
     for i, ns in enumerate(env.namespaces):
-        moment, final = kill * FLOWS + i, finals[ns]
+        rnd = kills[0].round
+        number, final = rnd * FLOWS + i, finals[ns]
+        met = [k for k in kills if k.since_request[i] is not None]
         history = [(h["version"], h["outcome"]) for h in final["history"]]
         outcomes.append(
             Outcome(
-                moment,
-                kill,
+                rnd,
                 i,
-                killed_after[i],
-                phases.get(ns, "-"),
+                plan.request_in[i],
+                met[0].since_request[i] or 0.0,
+                [k.phases[i] for k in met],
                 promoted[ns] - created[i],
                 final_phase=final.get("phase", "-"),
                 jobs=jobs.get(ns, []),
                 expected_job=f"Job/{final['retraining']['jobName']}",
                 children=children.get(ns, []),
                 history_ok=history
-                == [(CHAMPION, "Superseded"), (f"upsell:v2-m{moment}", "Promoted")],
-                handled_ok=final["handledRequests"] == [f"retrain=chaos-{moment}"],
+                == [(CHAMPION, "Superseded"), (f"upsell:v2-m{number}", "Promoted")],
+                handled_ok=final["handledRequests"] == [f"retrain=chaos-{number}"],
                 unwarranted_decisions=len(final.get("failedVersions", []))
                 + sum(outcome == "RolledBack" for _, outcome in history),
             )
@@ -410,24 +585,27 @@ def clean_up(cluster: LocalCluster, env: ChaosEnv) -> None:
     )
 
 
-@pytest.mark.timeout(max(900, KILLS * ROUND_TIMEOUT_SECONDS))
+@pytest.mark.timeout(max(900, ROUNDS * ROUND_TIMEOUT_SECONDS))
 def test_operator_killed_at_random_points_always_ends_promoted(
     local_cluster: LocalCluster, chaos: ChaosEnv, tmp_path: Path
 ) -> None:
     tally = Tally(kill_seed())
-    where = (
-        f"seed {tally.seed}: rerun with ROLLFORWARD_CHAOS_SEED={tally.seed} "
-        f"ROLLFORWARD_CHAOS_KILLS={KILLS} ROLLFORWARD_CHAOS_FLOWS={FLOWS}"
-    )
+    where = f"seed {tally.seed}: rerun with {replay(tally.seed)}"
     # Printed first, so even a run that hangs can be replayed.
-    print(f"\nchaos: {KILLS} operator kills x {FLOWS} flows = {MOMENTS} kill moments; {where}")
-    moments = stratified_kill_moments(random.Random(tally.seed), MOMENTS)
+    print(
+        f"\nchaos: {KILLS} operator kills, up to {KILLS_PER_ROUND} per round, x {FLOWS} flows "
+        f"= {MOMENTS} kill moments; {where}"
+    )
+    plans = kill_plan(random.Random(tally.seed))
     try:
-        for kill in range(KILLS):
+        for rnd, plan in enumerate(plans):
             began = time.monotonic()
-            ours = moments[kill * FLOWS : (kill + 1) * FLOWS]
-            tally.outcomes += run_round(local_cluster, chaos, kill, ours, tmp_path / f"{kill}")
-            tally.kills += 1
+            kills, outcomes = run_round(
+                local_cluster, chaos, rnd, plan, len(tally.kills), tmp_path / f"{rnd}"
+            )
+            tally.kills += kills
+            tally.moments += [moment for k in kills for moment in k.moments()]
+            tally.outcomes += outcomes
             clean_up(local_cluster, chaos)
             tally.round_seconds.append(time.monotonic() - began)
     finally:
@@ -436,12 +614,13 @@ def test_operator_killed_at_random_points_always_ends_promoted(
         if REPORT_PATH:
             Path(REPORT_PATH).parent.mkdir(parents=True, exist_ok=True)
             Path(REPORT_PATH).write_text(report)
-    assert len(tally.outcomes) == MOMENTS, where
+    assert len(tally.kills) == KILLS and len(tally.moments) == MOMENTS, where
+    assert len(tally.outcomes) == ROUNDS * FLOWS, where
     for o in tally.outcomes:
         assert o.jobs == [o.expected_job], (where, o)
         assert o.children == EXPECTED_CHILDREN, (where, o)
         assert o.history_ok and o.handled_ok and o.unwarranted_decisions == 0, (where, o)
-    phases = {o.phase_at_kill for o in tally.outcomes}
+    phases = {m.phase for m in tally.moments}
     if MOMENTS >= 20:
         # Which phase a moment falls in depends on the machine's speed; Promoting lasts about a
         # second, so a random run may miss it. Moments before and during the canary it may not.
