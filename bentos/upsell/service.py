@@ -157,6 +157,7 @@ class SoomUpsell:
 
 
 # The decorator turned the class into a bentoml Service, which takes ASGI middleware.
-cast(Any, SoomUpsell).add_asgi_middleware(JsonBodyGuard, paths=(PREDICT_PATH, FEEDBACK_PATH))
 # Every answer names this variant, which the router passes on as its served-by header.
+# Added first, so it wraps the guard's own 4xx answers too.
 cast(Any, SoomUpsell).add_asgi_middleware(VariantHeader)
+cast(Any, SoomUpsell).add_asgi_middleware(JsonBodyGuard, paths=(PREDICT_PATH, FEEDBACK_PATH))
