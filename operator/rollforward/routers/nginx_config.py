@@ -81,8 +81,9 @@ router rewrite (rollforward.traffic_gate gates only routers without such a fallb
 retry rules above decide what falls back: a refused or timed-out connect always (nothing was
 sent, so a POST too); a POST that reached a bento never, to the champion neither; and a
 variant's own answer, a 503 of a bad candidate included, is the answer (`http_503` is no retry
-condition), so the client and the canary analysis see it. Only a 502, answered to an
-idempotent request, is retried, as it always was, and may end at the champion. The mirror
+condition), so the client and the canary analysis see it. Only a 502 or a read timeout of an
+idempotent request is retried after sending, as it always was, and may end at the champion;
+a variant whose connects time out (2 s each) falls back after its own three. The mirror
 variant never falls back (its copy would reach the champion a second time), and the champion
 has nowhere to fall back to.
 """
