@@ -31,6 +31,7 @@ from rollforward.serving.http_guard import JsonBodyGuard
 from rollforward.serving.inputs import sanitize
 from rollforward.serving.instrumentation import Instrumentation
 from rollforward.serving.payloads import PayloadError, prediction_request
+from rollforward.serving.variant_header import VariantHeader
 from upsell.schema import LABELS, MODEL_NAME, NEGATIVE_LABEL, POSITIVE_LABEL, RECORD_SCHEMA
 
 BUNDLED_MODEL_FILE = Path(__file__).with_name("bundled_model.json")
@@ -156,4 +157,7 @@ class SoomUpsell:
 
 
 # The decorator turned the class into a bentoml Service, which takes ASGI middleware.
+# Every answer names this variant, which the router passes on as its served-by header.
+# Added first, so it wraps the guard's own 4xx answers too.
+cast(Any, SoomUpsell).add_asgi_middleware(VariantHeader)
 cast(Any, SoomUpsell).add_asgi_middleware(JsonBodyGuard, paths=(PREDICT_PATH, FEEDBACK_PATH))

@@ -14,7 +14,6 @@ from rollforward.api import (
     ModelDeployment,
     ModelDeploymentStatus,
     Reason,
-    RouterKind,
     VariantStatus,
     child_event_reason,
 )
@@ -27,7 +26,7 @@ from rollforward.naming import (
     variant_name,
 )
 from rollforward.observed import ChildKey, Manifest, Observed, deployment_health, serving
-from rollforward.routers import router_for
+from rollforward.routers import Router, router_for
 from rollforward.settings import OperatorSettings
 from rollforward.summary import Facts, ServingFacts, summarize
 from rollforward.traffic_gate import gated_weights, held_deletes
@@ -94,10 +93,10 @@ def plan_children(
     """The serving children to write and delete for `status` (which the drift and rollout
     decisions may already have moved on)."""
     wanted_split = served_variants(deployment.spec, status)
-    served = _routed(deployment, observed, wanted_split)
+    router = router_for(deployment.spec.traffic.router)
+    served = _routed(router, deployment, observed, wanted_split)
     withheld = [w.name for w, r in zip(wanted_split, served, strict=True) if r.weight < w.weight]
     split = split_summary(served)
-    router = router_for(deployment.spec.traffic.router)
     router_plan = router.plan(deployment, served, settings, observed)
 
     desired: list[Manifest] = []
@@ -152,10 +151,12 @@ def plan_serving(
 
 
 def _routed(
-    deployment: ModelDeployment, observed: Observed, served: list[ServedVariant]
+    router: Router, deployment: ModelDeployment, observed: Observed, served: list[ServedVariant]
 ) -> list[ServedVariant]:
-    """`served` with weight only for the variants that serve (rollforward.traffic_gate)."""
-    if deployment.spec.traffic.router is RouterKind.SERVICE:
+    """`served` as the router is given it: the declared split when the router falls back to
+    the champion by itself, else with weight only for the variants that serve
+    (rollforward.traffic_gate)."""
+    if router.falls_back_to_champion:
         return served
     name = deployment.metadata.name
     serves = {
@@ -201,7 +202,8 @@ def _readiness(
     withheld: list[str],
 ) -> tuple[bool, Reason, str, bool]:
     """(ready, reason, message, all children up to date). A variant whose weight the
-    champion holds until it serves (`withheld`) is not ready either."""
+    champion holds until it serves (`withheld`, with a router that does not fall back to the
+    champion) is not ready either."""
     if blocked is not None:
         return False, blocked[0], blocked[1], False
     problems: list[str] = []

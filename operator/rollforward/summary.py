@@ -50,8 +50,9 @@ class ServingFacts:
 
     A write of the router alone is not counted: Ready already says whether routing works,
     and `up_to_date` follows only the variants' rolls, so such a write made Progressing True
-    for exactly one reconcile, two status patches that said nothing (at creation, once per
-    resource with a challenger: rollforward.traffic_gate gives it its users)."""
+    for exactly one reconcile, two status patches that said nothing (with a gated router, at
+    creation, once per resource with a challenger: rollforward.traffic_gate gives it its
+    users)."""
 
 
 @dataclass(frozen=True)

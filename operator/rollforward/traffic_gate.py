@@ -2,18 +2,25 @@
 
 A request is lost when the router sends it where no pod answers. Two rules close both ends
 of a variant's life; with the pods' preStop and graceful shutdown (rollforward.builders) and
-the router's retries (rollforward.routers.nginx_config), a canary, a promotion and a
-rollback lose no request.
+the router's retries and fallback (rollforward.routers.nginx_config), a canary, a promotion
+and a rollback lose no request.
 
-1. **Weight only to a variant that serves** (`gated_weights`). A variant whose Deployment is
-   not Available with every updated replica ready (`rollforward.observed.serving`) routes
-   nothing: its share goes to the champion. The champion keeps its own share whatever its
-   state, because there is nowhere better to send it, and a champion rolling to a new version
-   stays Available throughout (maxUnavailable 0). So a new candidate or challenger starts at
-   0% and gets its weight on the reconcile after it becomes ready, a challenger rolling to a
-   new version is served by the champion until the roll finishes, and a crashed variant stops
-   taking users at once. Only routers that split by weight are gated: with the Service
-   router the weight sets the replicas, and gating it would scale the variant to zero.
+1. **Weight only to a variant that serves** (`gated_weights`), for a router that does not
+   fall back to the champion by itself (`Router.falls_back_to_champion` False: the Gateway
+   API router). A variant whose Deployment is not Available with every updated replica ready
+   (`rollforward.observed.serving`) routes nothing: its share goes to the champion. The
+   champion keeps its own share whatever its state, because there is nowhere better to send
+   it, and a champion rolling to a new version stays Available throughout (maxUnavailable 0).
+   So a new challenger starts at 0% and gets its weight on the reconcile after it becomes
+   ready, a challenger rolling to a new version is served by the champion until the roll
+   finishes, and a crashed variant stops taking users on the next reconcile.
+   The nginx router is given the declared split at once, and written once: the champion's
+   Service is the backup of every other routed variant, so nginx itself sends the users of a
+   variant with no ready pod to the champion, at once and without a rewrite. The Service
+   router is not gated either: kube-proxy sends connections only to ready pods, and there the
+   weight sets the replicas, so gating it would scale the variant to zero.
+   A canary's candidate gets its step weight only once it serves, whatever the router
+   (rollforward.variants, `candidate_ready`), because its first step's clock starts then.
 2. **Delete a variant only after the router has let go of it** (`held_deletes`). A variant
    that left the served set (a promoted or rolled-back candidate, a removed challenger)
    keeps its Deployment and Service until the router's new objects are written and its

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -301,3 +305,41 @@ def test_outcomes_carry_the_variant_and_version_of_the_prediction(
     assert delta - metric_value(before, contract.OUTCOMES_TOTAL, label="upgrade", **origin) == 1
     delays = f"{contract.LABEL_DELAY_SECONDS}_count"
     assert metric_value(after, delays, **origin) - metric_value(before, delays, **origin) == 1
+
+
+def _variant_header(
+    server: BentoServer, path: str, body: bytes | None = None
+) -> tuple[int, list[str]]:
+    request = urllib.request.Request(
+        server.url + path, data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get_all(contract.VARIANT_HEADER) or []
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get_all(contract.VARIANT_HEADER) or []
+
+
+def test_every_answer_names_the_variant(
+    soom_server: BentoServer, good_records: list[dict[str, object]]
+) -> None:
+    """The router passes this header on as its served-by header (a fallback to the champion
+    names the champion): every path and status carries it, once."""
+    record = json.dumps(good_records[0]).encode()
+    answers = {
+        "predict": _variant_header(soom_server, contract.PREDICT_PATH, record),
+        "bad body": _variant_header(soom_server, contract.PREDICT_PATH, b"{oops"),
+        "wrong shape": _variant_header(soom_server, contract.PREDICT_PATH, b"42"),
+        "readyz": _variant_header(soom_server, contract.READINESS_PATH),
+        "metrics": _variant_header(soom_server, contract.METRICS_PATH),
+        "no such path": _variant_header(soom_server, "/nothing-here"),
+    }
+    assert {k: v[0] for k, v in answers.items()} == {
+        "predict": 200,
+        "bad body": 400,
+        "wrong shape": 422,
+        "readyz": 200,
+        "metrics": 200,
+        "no such path": 404,
+    }
+    assert {k: v[1] for k, v in answers.items()} == {key: ["champion"] for key in answers}

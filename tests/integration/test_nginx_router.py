@@ -1,7 +1,8 @@
-"""The rendered router config, run by a real nginx in front of two real HTTP backends.
+"""The rendered router config, run by a real nginx in front of real HTTP backends.
 
-Each backend answers with its own variant name and records what it received, so every claim
-about the router (split, stickiness, pinning, mirroring) is checked at the backends too.
+Each backend answers with its own variant name, in its body and, as a bento does, in the
+variant header, and records what it received, so every claim about the router (split,
+stickiness, pinning, mirroring, falling back to the champion) is checked at the backends too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rollforward.routers.nginx_config import (
     render_nginx_config,
     split_buckets,
 )
+from rollforward.serving.contract import VARIANT_HEADER
 
 STICKY = "X-User-Id"
 PIN = "X-Rollforward-Pin"
@@ -52,6 +54,8 @@ class VariantBackend:
     """A keep-alive HTTP server that answers every request with its variant name."""
 
     name: str
+    bind_port: int = 0
+    """0: any free port."""
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -94,8 +98,11 @@ class VariantBackend:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(payload)))
-                # The router must hide this and say which variant served, itself.
-                self.send_header(SERVED_BY, "set-by-backend")
+                # As a bento does (rollforward.serving.variant_header), unless the path asks
+                # for a bento without it, or for one naming no variant of the router.
+                if "/silent" not in self.path:
+                    forged = "/forged" in self.path
+                    self.send_header(VARIANT_HEADER, "set-by-backend" if forged else backend.name)
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -104,7 +111,7 @@ class VariantBackend:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.bind_port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -449,6 +456,117 @@ def test_a_dead_shadow_never_reaches_the_client(
         "challenger",
     }
     client.close()
+
+
+def test_a_bento_naming_no_variant_or_none_gets_the_routed_variant(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    """The served-by header is the backend's variant header only when it names a variant of
+    the router; otherwise, and when there is none (an older bento), the routed variant."""
+    config = router_config(fresh_backends, free_port())
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    for path in ("/forged", "/silent", "/forged/status/503"):
+        reply = client.request(path, pin="challenger")
+        assert (reply.body, reply.served_by) == ("challenger", ["challenger"]), (path, reply)
+    client.close()
+
+
+FALLBACK_USERS = USERS[:300]
+
+
+def test_a_variant_that_refuses_connections_is_answered_by_the_champion(
+    backends: Backends, start_router: StartRouter
+) -> None:
+    """Given a challenger at 30% whose Service has no ready endpoint (the connection is
+    refused, as kube-proxy does), its users' requests, GET and POST with a body, are answered
+    by the champion, and the served-by header names the champion; once the challenger
+    listens, its users are back on it, with the router as it was started."""
+    refusing = free_port()
+    config = router_config(backends, free_port(), challenger_weight=30)
+    config = config.model_copy(
+        update={
+            "variants": (
+                config.variant("champion"),
+                config.variant("challenger").model_copy(
+                    update={"upstream": f"127.0.0.1:{refusing}"}
+                ),
+            )
+        }
+    )
+    nginx = start_router(config)
+    buckets = split_buckets(config)
+    on_challenger = [u for u in FALLBACK_USERS if assigned_variant(u, buckets) == "challenger"]
+    assert len(on_challenger) > 50
+    for backend in backends.all():
+        backend.clear()
+
+    client = RouterClient(config.listen_port)
+    for user in FALLBACK_USERS:
+        body = f'{{"user": "{user}"}}'.encode()
+        assert served(client.request("/predict", user=user, method="POST", body=body)) == (
+            "champion"
+        )
+    assert served(client.request("/readyz", pin="challenger")) == "champion"
+    # Exactly one answer per request, each POST sent once, with its body.
+    posted = [r for r in backends.champion.received if r.method == "POST"]
+    assert sorted(r.body for r in posted) == sorted(
+        f'{{"user": "{u}"}}'.encode() for u in FALLBACK_USERS
+    )
+    assert backends.champion.count() == len(FALLBACK_USERS) + 1
+    # nginx logged both routes: the challenger first, then the champion.
+    assert "variant=challenger served_by=champion" in nginx.log_tail()
+
+    returned = VariantBackend("challenger", bind_port=refusing).start()
+    try:
+        for backend in backends.all():
+            backend.clear()
+        after = {user: served(client.request(user=user)) for user in FALLBACK_USERS}
+        assert {u for u, v in after.items() if v == "challenger"} == set(on_challenger)
+        assert returned.count() == len(on_challenger)
+    finally:
+        client.close()
+        returned.stop()
+
+
+def test_a_variants_own_503_is_its_answer_and_never_retried_on_the_champion(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    """A bad candidate's 503s must reach the client and the canary analysis: nginx never
+    falls back on an answer, for POST or GET."""
+    config = router_config(fresh_backends, free_port())
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    posted = client.request("/status/503", pin="challenger", method="POST", body=b'{"a": 1}')
+    got = client.request("/status/503", pin="challenger")
+    client.close()
+    for reply in (posted, got):
+        assert (reply.status, reply.body, reply.served_by) == (503, "challenger", ["challenger"])
+    assert [r.method for r in fresh_backends.challenger.received] == ["POST", "GET"]
+    assert fresh_backends.champion.received == []
+
+
+def test_the_mirror_never_falls_back_to_the_champion(
+    fresh_backends: Backends, start_router: StartRouter
+) -> None:
+    """With the shadow refusing connections, its copies reach nobody (never the champion a
+    second time), and a request pinned to it gets nginx's own 502, naming the shadow."""
+    config = router_config(
+        fresh_backends, free_port(), mirror=True, shadow_upstream=f"127.0.0.1:{free_port()}"
+    )
+    start_router(config)
+    client = RouterClient(config.listen_port)
+    sent = 100
+    variants = Counter(
+        served(client.request("/predict", user=USERS[i], method="POST", body=b"{}"))
+        for i in range(sent)
+    )
+    pinned = client.request("/predict", pin="shadow", method="POST", body=b"{}")
+    client.close()
+    assert (pinned.status, pinned.served_by) == (502, ["shadow"])
+    primaries = fresh_backends.champion.count() + fresh_backends.challenger.count()
+    assert (sum(variants.values()), primaries) == (sent, sent)
+    assert fresh_backends.champion.count() == variants["champion"]
 
 
 UNPRIVILEGED_UID = 65534

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from devenv.nginx_split_clients import assigned_variant, bucket_bounds, murmur_hash2
 from rollforward.routers.nginx_config import (
     DEFAULT_SERVED_BY_HEADER,
+    FALLBACK_ATTEMPTS,
     UPSTREAM_ATTEMPTS,
     NginxRouterConfig,
     RoutedVariant,
@@ -22,6 +23,7 @@ from rollforward.routers.nginx_config import (
     render_nginx_config,
     split_buckets,
 )
+from rollforward.serving.contract import VARIANT_HEADER
 
 KEYS = [f"user-{i:04d}" for i in range(2000)]
 
@@ -52,6 +54,15 @@ def split_block(text: str) -> list[tuple[str, str]]:
 def _pair(line: str) -> tuple[str, str]:
     percent, name = line.strip().rstrip(";").split()
     return percent, name
+
+
+def upstream_blocks(text: str) -> dict[str, list[str]]:
+    """Each rendered upstream's server lines, comments left out."""
+    blocks = re.findall(r"upstream (\S+) \{\n(.*?)\n\s*\}", text, re.DOTALL)
+    return {
+        name: [s.strip() for s in body.splitlines() if not s.strip().startswith("#")]
+        for name, body in blocks
+    }
 
 
 def map_block(text: str, source: str) -> list[str]:
@@ -271,20 +282,51 @@ class TestRenderedText:
         ]
 
     def test_one_upstream_per_variant_without_resolving(self) -> None:
-        text = render_nginx_config(make_config())
-        champion = "        server champion.models.svc:3000 max_fails=0;\n"
-        challenger = "        server challenger.models.svc:3000 max_fails=0;\n"
-        assert f"upstream rollforward-champion {{\n{champion * UPSTREAM_ATTEMPTS}    }}" in text
-        assert f"upstream rollforward-challenger {{\n{challenger * UPSTREAM_ATTEMPTS}    }}" in text
-        assert "resolver" not in text
+        config = make_config(
+            variants=(variant("champion", 90), variant("challenger", 10), variant("shadow", 0)),
+            mirror_variant="shadow",
+        )
+        upstreams = upstream_blocks(render_nginx_config(config))
+        champion = "server champion.models.svc:3000 max_fails=0;"
+        challenger = "server challenger.models.svc:3000 max_fails=0;"
+        shadow = "server shadow.models.svc:3000 max_fails=0;"
+        # The champion and the mirror have nowhere to fall back to: their own Service only.
+        assert upstreams["rollforward-champion"] == [champion] * UPSTREAM_ATTEMPTS
+        assert upstreams["rollforward-shadow"] == [shadow] * UPSTREAM_ATTEMPTS
+        # Any other variant: its own Service first, then the champion's as the backup.
+        assert (
+            upstreams["rollforward-challenger"]
+            == [challenger] * UPSTREAM_ATTEMPTS
+            + ["server champion.models.svc:3000 max_fails=0 backup;"] * FALLBACK_ATTEMPTS
+        )
+        assert "resolver" not in render_nginx_config(config)
+
+    def test_every_routed_non_champion_falls_back_to_the_champion(self) -> None:
+        config = make_config(
+            champion="b",
+            variants=(variant("a", 20), variant("b", 50), variant("c", 30), variant("d", 0)),
+        )
+        upstreams = upstream_blocks(render_nginx_config(config))
+        backup = "server b.models.svc:3000 max_fails=0 backup;"
+        assert {name: backup in lines for name, lines in upstreams.items()} == {
+            "rollforward-a": True,
+            "rollforward-b": False,
+            "rollforward-c": True,
+            # Zero weight but not the mirror: a request pinned to it falls back too.
+            "rollforward-d": True,
+        }
+        assert [config.falls_back(v.name) for v in config.variants] == [True, False, True, True]
 
     def test_a_failed_connect_is_retried_on_the_same_variant_and_a_sent_post_never(
         self,
     ) -> None:
         text = render_nginx_config(make_config())
         assert "proxy_next_upstream error timeout http_502;" in text
+        # A variant's own 503 (or 504) is its answer: it never falls back to the champion.
+        assert "http_503" not in text and "http_504" not in text
         assert "non_idempotent" not in text
-        assert f"proxy_next_upstream_tries {UPSTREAM_ATTEMPTS};" in text
+        # Every own attempt, then the champion's.
+        assert f"proxy_next_upstream_tries {UPSTREAM_ATTEMPTS + FALLBACK_ATTEMPTS};" in text
         # No idle upstream connection for a stopping bento to close under a request.
         assert "keepalive" not in text
         assert "worker_shutdown_timeout" in text
@@ -292,8 +334,29 @@ class TestRenderedText:
 
     def test_served_by_header_is_added_always_and_hidden_from_upstream(self) -> None:
         text = render_nginx_config(make_config(served_by_header="X-Served-By"))
-        assert "add_header X-Served-By $rf_variant always;" in text
+        assert "add_header X-Served-By $rf_served_by always;" in text
         assert "proxy_hide_header X-Served-By;" in text
+        # The bento's own header, which the router's replaces.
+        assert f"proxy_hide_header {VARIANT_HEADER};" in text
+        default = render_nginx_config(make_config())
+        assert default.count("proxy_hide_header") == 1
+        assert f"add_header {VARIANT_HEADER} $rf_served_by always;" in default
+
+    def test_served_by_is_the_bentos_variant_when_it_names_one_else_the_routed_one(
+        self,
+    ) -> None:
+        config = make_config(
+            champion="default",
+            variants=(variant("default", 50), variant("include", 25), variant("other", 25)),
+        )
+        text = render_nginx_config(config)
+        assert map_block(text, "$upstream_http_x_rollforward_variant") == [
+            "default $rf_variant;",
+            "\\default default;",
+            "\\include include;",
+            "other other;",
+        ]
+        assert "served_by=$rf_served_by" in text
 
     def test_health_is_answered_by_nginx_and_everything_else_is_proxied(self) -> None:
         text = render_nginx_config(make_config())

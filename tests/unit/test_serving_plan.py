@@ -83,9 +83,9 @@ def rolled(observed: Observed, plan: ServingPlan) -> Observed:
 
 
 def converged(md: ModelDeployment) -> Observed:
-    """The children as they exist after the plans were applied and rolled out: the first
-    routes everything to the champion, the second gives the variants that now serve their
-    weight (rollforward.traffic_gate)."""
+    """The children as they exist after the plans were applied and rolled out (the nginx
+    router has the declared split from the first plan; a gated router gets it on the second,
+    rollforward.traffic_gate)."""
     observed = Observed()
     for _ in range(3):
         plan = plan_serving(md, observed, SETTINGS, NOW)
@@ -343,27 +343,80 @@ class TestPlanServing:
         ]
         assert {e.reason for e in plan.events} >= {"DeletedDeployment", "DeletedService"}
 
-    def test_a_variant_gets_weight_only_once_it_serves(self) -> None:
+    def test_the_nginx_router_gets_the_declared_split_once(self) -> None:
+        """nginx falls back to the champion by itself (rollforward.routers.nginx_config), so
+        the router is written with the declared split at once and never again for readiness."""
         md = deployment()
         first = plan_serving(md, Observed(), SETTINGS, NOW)
-        assert first.status.split == "champion=100 challenger=0"
+        assert first.status.split == "champion=90 challenger=10"
+        config = next(m for m in first.apply if m["kind"] == "ConfigMap")["data"]["nginx.conf"]
+        assert "10%   challenger;" in config
+        assert "server upsell-champion.default.svc:3000 max_fails=0 backup;" in config
+
         observed = rolled(Observed(), first)
         starting = observed.children[("Deployment", "upsell-challenger")]
+        # No ready pod: nginx sends its users to the champion; the status says it is down.
         observed.children[("Deployment", "upsell-challenger")] = available(starting, ready=0)
+        plan = plan_serving(md, observed, SETTINGS, NOW)
+        assert plan.apply == [] and plan.status.split == "champion=90 challenger=10"
+        ready = find_condition(plan.status.conditions, ConditionType.READY)
+        assert ready is not None and ready.status == "False"
+        assert ready.reason == "VariantUnavailable" and "variant challenger" in ready.message
+        challenger = next(v for v in plan.status.variants if v.name == "challenger")
+        assert (challenger.weight, challenger.ready_replicas) == (10, 0)
+
+        # Rolling to a new version, its old pod still serving beside the new one: its users
+        # stay on it, as the champion's do during its roll.
+        rolling = available(starting)
+        rolling["status"]["replicas"] += 1
+        rolling["status"]["updatedReplicas"] -= 1
+        observed.children[("Deployment", "upsell-challenger")] = rolling
+        plan = plan_serving(md, observed, SETTINGS, NOW)
+        assert plan.apply == [] and plan.status.split == "champion=90 challenger=10"
+        conditions = {c.type: c.status for c in plan.status.conditions}
+        assert conditions[ConditionType.READY] == "True"
+        assert conditions[ConditionType.PROGRESSING] == "True"
+
+        observed.children[("Deployment", "upsell-challenger")] = available(starting)
+        plan = plan_serving(md, observed, SETTINGS, NOW)
+        assert plan.apply == [] and plan.status.split == "champion=90 challenger=10"
+        conditions = {c.type: c.status for c in plan.status.conditions}
+        assert conditions[ConditionType.READY] == "True"
+        assert conditions[ConditionType.PROGRESSING] == "False"
+
+    def test_the_gateway_router_gives_a_variant_weight_only_once_it_serves(self) -> None:
+        """An HTTPRoute's weight holds whatever the endpoints: it is gated
+        (rollforward.traffic_gate)."""
+
+        def gateway(spec: dict[str, Any]) -> None:
+            spec["traffic"] = {"router": "gateway-api", "gateway": {"name": "public"}}
+
+        def route_weights(plan: ServingPlan) -> list[int]:
+            route = next(m for m in plan.apply if m["kind"] == "HTTPRoute")
+            return [ref["weight"] for ref in route["spec"]["rules"][-1]["backendRefs"]]
+
+        md = deployment(gateway)
+        first = plan_serving(md, Observed(gateway_api_installed=True), SETTINGS, NOW)
+        assert first.status.split == "champion=100 challenger=0"
+        assert route_weights(first) == [100, 0]
+        children = rolled(Observed(), first).children
+        starting = children[("Deployment", "upsell-challenger")]
+        children[("Deployment", "upsell-challenger")] = available(starting, ready=0)
+        observed = Observed(children=children, gateway_api_installed=True)
         assert plan_serving(md, observed, SETTINGS, NOW).apply == []
         rolling = available(starting)
         rolling["status"]["replicas"] += 1  # an old pod still runs beside the new one
-        observed.children[("Deployment", "upsell-challenger")] = rolling
+        children[("Deployment", "upsell-challenger")] = rolling
         plan = plan_serving(md, observed, SETTINGS, NOW)
         assert plan.apply == [] and plan.status.split == "champion=100 challenger=0"
         ready = find_condition(plan.status.conditions, ConditionType.READY)
         assert ready is not None and ready.status == "False"
         assert "challenger: rolling out" in ready.message
-        observed.children[("Deployment", "upsell-challenger")] = available(starting)
+        children[("Deployment", "upsell-challenger")] = available(starting)
         plan = plan_serving(md, observed, SETTINGS, NOW)
         assert plan.status.split == "champion=90 challenger=10"
-        written = sorted((m["kind"], m["metadata"]["name"]) for m in plan.apply)
-        assert written == [("ConfigMap", "upsell-router"), ("Deployment", "upsell-router")]
+        assert [m["kind"] for m in plan.apply] == ["HTTPRoute"]
+        assert route_weights(plan) == [90, 10]
 
     def test_variant_that_never_becomes_ready_makes_ready_false_with_its_reason(self) -> None:
         md = deployment()

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from rollforward.api import RouterKind
 from rollforward.observed import drained, serving
+from rollforward.routers import router_for
 from rollforward.traffic_gate import gated_weights, held_deletes
 from rollforward.variants import ServedRole, ServedVariant
 
@@ -133,3 +135,13 @@ class TestHeldDeletes:
         others = [("Deployment", "m-router"), ("Service", "m-router"), ("HTTPRoute", "m")]
         split = held_deletes(others, self.VARIANT, router_let_go=False)
         assert (split.now, split.held) == (others, [])
+
+
+@pytest.mark.parametrize(
+    ("kind", "falls_back"),
+    [(RouterKind.NGINX, True), (RouterKind.SERVICE, True), (RouterKind.GATEWAY_API, False)],
+)
+def test_only_a_router_without_fallback_is_gated(kind: RouterKind, falls_back: bool) -> None:
+    """nginx backs every routed variant with the champion's Service, and the Service router
+    sends connections to ready pods only; an HTTPRoute's weights hold whatever the endpoints."""
+    assert router_for(kind).falls_back_to_champion is falls_back

@@ -24,6 +24,11 @@ class RouterPlan:
 
 
 class Router(Protocol):
+    falls_back_to_champion: bool
+    """Whether a request for a variant with no ready pod is answered by the champion by the
+    router itself, so the router may be given the declared split at once. A router without
+    it routes weight only to variants that serve (rollforward.traffic_gate)."""
+
     def plan(
         self,
         deployment: ModelDeployment,

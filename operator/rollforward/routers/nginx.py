@@ -77,6 +77,9 @@ def nginx_config(deployment: ModelDeployment, served: list[ServedVariant]) -> Ng
 
 
 class NginxRouter:
+    # The champion's Service is each other routed variant's backup (nginx_config).
+    falls_back_to_champion = True
+
     def plan(
         self,
         deployment: ModelDeployment,

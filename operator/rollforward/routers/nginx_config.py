@@ -15,7 +15,11 @@ How a request is routed
    onto the challenger, never a challenger user back.
 3. A pin header naming a known variant (compared case-insensitively, as nginx's `map` does) wins
    over the split; any other value is ignored.
-4. The variant's name goes back to the client in the served-by response header, on every status.
+4. The name of the variant that answered goes back to the client in the served-by response
+   header, on every status: the bento's own `X-Rollforward-Variant`
+   (rollforward.serving.contract.VARIANT_HEADER) when it names a variant of this router, so a
+   request the champion answered on fallback (below) names the champion; otherwise (no bento
+   answered, e.g. nginx's own 502, or a bento without the header) the variant of step 2 or 3.
 5. With a mirror variant, every request is also copied (with its body) to that shadow variant;
    nginx discards the shadow's response, and the shadow's failures never reach the client.
 
@@ -30,6 +34,12 @@ shrink, and no challenger user ever moves to the champion while the sum of the c
 does not shrink. Reordering, inserting or removing an earlier challenger shifts the later ranges.
 nginx rounds each bucket boundary down to a whole hash value, so two splits with equal totals can
 disagree on at most one hash value in 2^32.
+
+The split assigns a key, not a pod: while a challenger has no ready pod, its users are served
+by the champion (fallback, below), and the served-by header says so; they are back on the
+challenger as soon as one of its pods is ready, with the same ranges as before. While a
+variant rolls to a new version (its Deployment keeps its old pods until new ones are ready),
+its users are served by its old and new pods, as the champion's are during the champion's roll.
 
 What the cluster needs
 ----------------------
@@ -47,17 +57,35 @@ Each variant's upstream lists its Service `UPSTREAM_ATTEMPTS` times, without kee
 `proxy_next_upstream error timeout http_502` moves a failed attempt to the next entry: a new
 connection, which kube-proxy sends to a (possibly other) ready endpoint. So a connection
 refused or reset by a pod that just left, or a connect timeout, is retried within the same
-variant (stickiness and the served-by header stay true), and it is safe for `/predict`
-because nothing reached a bento. A request whose bytes were sent is retried only for an
-idempotent method: nginx leaves POST out unless `non_idempotent` is set, and it is not, since
-a bento may have counted and answered a prediction whose response was then lost. Without
-keep-alive there is no idle upstream connection that a bento closes just as nginx reuses it,
-the one failure after sending that a retry could not cover; a new connection inside the node
-costs well under a millisecond. `max_fails=0` keeps nginx from marking the Service down.
+variant, and it is safe for `/predict` because nothing reached a bento. A request whose bytes
+were sent is retried only for an idempotent method: nginx leaves POST out unless
+`non_idempotent` is set, and it is not, since a bento may have counted and answered a
+prediction whose response was then lost. Without keep-alive there is no idle upstream
+connection that a bento closes just as nginx reuses it, the one failure after sending that a
+retry could not cover; a new connection inside the node costs well under a millisecond.
+`max_fails=0` keeps nginx from marking the Service down.
 `/healthz` is answered by nginx itself for the router's probes; every other path, BentoML's
 `/readyz`, `/livez` and `/metrics` included, is proxied, except `/_rollforward_mirror`, the
 internal location that feeds the shadow (it answers 404 from outside). A request pinned to the
 mirror variant reaches it twice: once as the answer, once as the copy.
+
+Falling back to the champion
+----------------------------
+The upstream of every variant other than the champion and the mirror then lists the champion's
+Service `FALLBACK_ATTEMPTS` time, as a `backup` server: nginx tries a backup only once every
+primary entry of the upstream failed for this request, so a variant whose Service has no ready
+endpoint (kube-proxy rejects the connection at once) is answered by the champion, on the
+attempt after its own `UPSTREAM_ATTEMPTS` (`proxy_next_upstream_tries` counts both). So the
+operator writes the declared split once, and a new or crashed variant costs no request and no
+router rewrite (rollforward.traffic_gate gates only routers without such a fallback). The
+retry rules above decide what falls back: a refused or timed-out connect always (nothing was
+sent, so a POST too); a POST that reached a bento never, to the champion neither; and a
+variant's own answer, a 503 of a bad candidate included, is the answer (`http_503` is no retry
+condition), so the client and the canary analysis see it. Only a 502 or a read timeout of an
+idempotent request is retried after sending, as it always was, and may end at the champion;
+a variant whose connects time out (2 s each) falls back after its own three. The mirror
+variant never falls back (its copy would reach the champion a second time), and the champion
+has nowhere to fall back to.
 """
 
 from __future__ import annotations
@@ -70,12 +98,16 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFAULT_SERVED_BY_HEADER = "X-Rollforward-Variant"
+from rollforward.serving.contract import VARIANT_HEADER
+
+DEFAULT_SERVED_BY_HEADER = VARIANT_HEADER
 HEALTH_PATH = "/healthz"
 MIRROR_LOCATION = "/_rollforward_mirror"
 UPSTREAM_PREFIX = "rollforward-"
 UPSTREAM_ATTEMPTS = 3
 """Tries per request, each on a new connection through the variant's Service."""
+FALLBACK_ATTEMPTS = 1
+"""Tries on the champion's Service after a falling-back variant's own attempts all failed."""
 SHUTDOWN_TIMEOUT = "20s"
 """Below the pod's termination grace minus its preStop (rollforward.pod_lifecycle)."""
 
@@ -187,6 +219,10 @@ class NginxRouterConfig(BaseModel):
     def variant(self, name: str) -> RoutedVariant:
         return next(variant for variant in self.variants if variant.name == name)
 
+    def falls_back(self, name: str) -> bool:
+        """Whether the champion answers for variant `name` when none of its pods does."""
+        return name not in (self.champion, self.mirror_variant)
+
 
 @dataclass(frozen=True)
 class SplitBucket:
@@ -222,6 +258,11 @@ def split_buckets(config: NginxRouterConfig) -> tuple[SplitBucket, ...]:
 def header_variable(header: str) -> str:
     """The nginx variable holding a request header: `X-User-Id` -> `$http_x_user_id`."""
     return "$http_" + _check_header_name(header).lower().replace("-", "_")
+
+
+def _upstream_variable(header: str) -> str:
+    """The nginx variable holding the last upstream response's header."""
+    return "$upstream_http_" + _check_header_name(header).lower().replace("-", "_")
 
 
 def upstream_name(variant: str) -> str:
@@ -265,7 +306,8 @@ def _http_settings() -> list[str]:
     return [
         "server_tokens off;",
         "log_format rollforward '$remote_addr \"$request\" $status $body_bytes_sent '",
-        "                       'variant=$rf_variant upstream=$upstream_addr time=$request_time';",
+        "                       'variant=$rf_variant served_by=$rf_served_by '",
+        "                       'upstream=$upstream_addr time=$request_time';",
         "access_log /dev/stdout rollforward;",
         "# Model inputs can be large; BentoML enforces its own limits.",
         "client_max_body_size 0;",
@@ -306,15 +348,32 @@ def _routing_maps(config: NginxRouterConfig) -> list[str]:
         "    default $rf_pinned_variant;",
         "}",
         "",
+        "# Who answered: the bento's own header when it names a variant (the champion, when it",
+        "# answered on fallback), else the routed variant (nginx's own errors).",
+        f"map {_upstream_variable(VARIANT_HEADER)} $rf_served_by {{",
+        "    default $rf_variant;",
+        *(f"    {key} {v.name};" for key, v in zip(pin_keys, config.variants, strict=True)),
+        "}",
+        "",
     ]
 
 
 def _upstreams(config: NginxRouterConfig) -> list[str]:
+    champion = config.variant(config.champion)
     lines: list[str] = []
     for variant in config.variants:
+        fallback = (
+            [
+                "    # Tried only after every entry above failed: the champion answers.",
+                *(f"    server {champion.upstream} max_fails=0 backup;",) * FALLBACK_ATTEMPTS,
+            ]
+            if config.falls_back(variant.name)
+            else []
+        )
         lines += [
             f"upstream {upstream_name(variant.name)} {{",
             *(f"    server {variant.upstream} max_fails=0;" for _ in range(UPSTREAM_ATTEMPTS)),
+            *fallback,
             "}",
             "",
         ]
@@ -363,17 +422,26 @@ def _proxy_location(config: NginxRouterConfig) -> list[str]:
         "location / {",
         *mirror,
         f"    proxy_pass http://{UPSTREAM_PREFIX}$rf_variant;",
-        "    # A connect error or timeout retries the same variant on a new connection; a POST",
-        "    # whose bytes reached a bento is never sent twice.",
+        "    # A connect error or timeout retries the same variant on a new connection, then the",
+        "    # champion (backup); a POST whose bytes reached a bento is never sent twice, and a",
+        "    # variant's own 503 is its answer.",
         "    proxy_next_upstream error timeout http_502;",
-        f"    proxy_next_upstream_tries {UPSTREAM_ATTEMPTS};",
+        f"    proxy_next_upstream_tries {UPSTREAM_ATTEMPTS + FALLBACK_ATTEMPTS};",
         "    proxy_connect_timeout 2s;",
         "    # Streamed responses (server-sent events) reach the client as they are produced.",
         "    proxy_buffering off;",
-        f"    proxy_hide_header {config.served_by_header};",
-        f"    add_header {config.served_by_header} $rf_variant always;",
+        *(f"    proxy_hide_header {header};" for header in _hidden_headers(config)),
+        f"    add_header {config.served_by_header} $rf_served_by always;",
         "}",
     ]
+
+
+def _hidden_headers(config: NginxRouterConfig) -> list[str]:
+    """The upstream's served-by header, and the bento's variant header when it is another:
+    the router sends its own, from the bento's when it is a variant's name."""
+    if config.served_by_header.lower() == VARIANT_HEADER.lower():
+        return [config.served_by_header]
+    return [config.served_by_header, VARIANT_HEADER]
 
 
 def _mirror_location(config: NginxRouterConfig) -> list[str]:

@@ -19,6 +19,10 @@ from pydantic.alias_generators import to_camel
 ENV_MODEL: Final = "ROLLFORWARD_MODEL"
 ENV_VERSION: Final = "ROLLFORWARD_VERSION"
 ENV_VARIANT: Final = "ROLLFORWARD_VARIANT"
+VARIANT_HEADER: Final = "X-Rollforward-Variant"
+"""Response header on every HTTP answer of a bento: its variant (ENV_VARIANT). The nginx
+router passes it on as its served-by header, so a request the champion answered for another
+variant (rollforward.routers.nginx_config, on fallback) names the champion."""
 # Optional: the input field whose value becomes the `segment` label (unset: segment="").
 ENV_SEGMENT_FIELD: Final = "ROLLFORWARD_SEGMENT_FIELD"
 # Where a retraining Job writes its RetrainingResult (Kubernetes reads it after exit).
