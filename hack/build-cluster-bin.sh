@@ -9,6 +9,7 @@
 #   ~/.cache/rollforward/bin/coredns-v$COREDNS_VERSION/coredns
 #   ~/.cache/rollforward/bin/prometheus-v$PROMETHEUS_VERSION/prometheus (for the real node)
 #   ~/.cache/rollforward/bin/versitygw-v$VERSITYGW_VERSION/versitygw
+#   ~/.cache/rollforward/bin/kube-network-policies-v$KUBE_NETWORK_POLICIES_VERSION/kube-network-policies
 # A binary that already exists is not rebuilt, so a warm run takes about a second.
 # Prints the directory of each component, one per line, for callers that want them.
 set -euo pipefail
@@ -137,6 +138,24 @@ build_containerd() {
   echo "$out"
 }
 
+# kube-network-policies' own main reads only an in-cluster config; ours (hack/kube-network-policies)
+# takes --kubeconfig, so it builds in a module of its own that requires the pinned release.
+build_kube_network_policies() {
+  local version="$KUBE_NETWORK_POLICIES_VERSION"
+  local out="$bin/kube-network-policies-v$version"
+  local dir="$work/kube-network-policies-v$version"
+  if [ ! -x "$out/kube-network-policies" ] || ! cmp -s "$here/kube-network-policies/main.go" "$dir/main.go"; then
+    require_go
+    log "building kube-network-policies v$version"
+    mkdir -p "$out" "$dir"
+    printf 'module rollforward.io/kube-network-policies\n\ngo 1.23.0\n\nrequire sigs.k8s.io/kube-network-policies v%s\n' \
+      "$version" >"$dir/go.mod"
+    cp "$here/kube-network-policies/main.go" "$dir/main.go"
+    (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$out/kube-network-policies" .)
+  fi
+  echo "$out"
+}
+
 build_kube
 build_installable kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 build_installable helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
@@ -147,3 +166,4 @@ build_installable coredns github.com/coredns/coredns "$COREDNS_VERSION"
 build_installable prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION" \
   remove_all_sd,enable_kubernetes_sd
 build_installable versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+build_kube_network_policies

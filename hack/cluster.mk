@@ -3,7 +3,7 @@
 
 HARNESS := PYTHONPATH=operator:hack $(PY) -m
 
-cluster-bin: ## build or reuse the control plane, kubelet, kube-proxy, containerd, CoreDNS, etcd, kwok and helm
+cluster-bin: ## build or reuse the control plane, kubelet, kube-proxy, containerd, CoreDNS, etcd, kwok, helm, Prometheus, versitygw and kube-network-policies
 	bash hack/build-cluster-bin.sh >/dev/null
 
 cluster-up: setup cluster-bin ## start etcd, apiserver, controllers, scheduler and 3 kwok nodes (state in _out/cluster/)

@@ -61,7 +61,9 @@ _COMPONENT_DIRS = {"kubernetes": ("k8s", "KUBE_VERSION"), "etcd": ("etcd", "ETCD
                    "containerd": ("containerd", "CONTAINERD_VERSION"),
                    "coredns": ("coredns", "COREDNS_VERSION"),
                    "prometheus": ("prometheus", "PROMETHEUS_VERSION"),
-                   "versitygw": ("versitygw", "VERSITYGW_VERSION")}  # fmt: skip
+                   "versitygw": ("versitygw", "VERSITYGW_VERSION"),
+                   "kube-network-policies": ("kube-network-policies",
+                                             "KUBE_NETWORK_POLICIES_VERSION")}  # fmt: skip
 _BINARY_COMPONENT = {
     "kube-apiserver": "kubernetes",
     "kube-controller-manager": "kubernetes",
@@ -78,6 +80,7 @@ _BINARY_COMPONENT = {
     "kwok": "kwok",
     "helm": "helm",
     "versitygw": "versitygw",
+    "kube-network-policies": "kube-network-policies",
 }
 
 _CONTROL_PLANE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
