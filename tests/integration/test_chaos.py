@@ -7,10 +7,10 @@ children and a consistent history. Progress lives in status and every child has 
 deterministic name, so a restart can only continue, never repeat.
 
 A round requests every flow and kills KILLS_PER_ROUND operator processes in turn, each
-restarted at once. With one kill a round (`make test`), the kill lands at a different moment of
-each flow: each flow's request is applied at its own offset, drawn so that the kill lands a
-chosen time after it. With several (`make soak`), each operator lives a random time after it
-answers, and the requests are spread over the lives of the round's first half of operators,
+restarted at once. With one kill a round, the kill lands at a different moment of each flow:
+each flow's request is applied at its own offset, drawn so that the kill lands a chosen time
+after it. With several (`make test`: 4, `make soak`: 10), each operator lives a random time
+after it answers, and the requests are spread over the lives of the round's first half of operators,
 so every kill meets flows in different phases and every flow meets several kills. Every kill
 is the death of a separate operator process and hits all the round's flows: KILLS operator
 kills give KILLS x FLOWS kill moments (a kill and a flow; those before the flow's request are
@@ -59,12 +59,13 @@ from rollforward.serving.contract import EvaluationMetrics, RetrainingMetrics, R
 KILLS = int(os.environ.get("ROLLFORWARD_CHAOS_KILLS", "20"))
 """Operator processes SIGKILLed in all: 20 in `make test`, as issue 18 asks; `make soak`:
 SOAK_KILLS (200)."""
-KILLS_PER_ROUND = int(os.environ.get("ROLLFORWARD_CHAOS_KILLS_PER_ROUND", "1"))
-"""Operator kills amid one round's roll-forwards: 1 in `make test` (every kill has
-roll-forwards of its own); `make soak`: SOAK_KILLS_PER_ROUND (10)."""
-FLOWS = int(os.environ.get("ROLLFORWARD_CHAOS_FLOWS", "1"))
-"""Concurrent roll-forwards each kill hits, one per namespace: 1 in `make test` (20 restarts
-fit its time; 8 kills of 5 flows each took 5 min alone); `make soak`: SOAK_FLOWS (10)."""
+KILLS_PER_ROUND = int(os.environ.get("ROLLFORWARD_CHAOS_KILLS_PER_ROUND", "4"))
+"""Operator kills amid one round's roll-forwards: 4 in `make test`; `make soak`:
+SOAK_KILLS_PER_ROUND (10)."""
+FLOWS = int(os.environ.get("ROLLFORWARD_CHAOS_FLOWS", "3"))
+"""Concurrent roll-forwards each kill hits, one per namespace: 3 in `make test` (5 rounds: 20
+kills, 60 kill moments, 15 roll-forwards in 158 s alone, where 20 rounds of one kill and one
+flow took 403 s in `make test`); `make soak`: SOAK_FLOWS (10)."""
 ROUNDS = math.ceil(KILLS / KILLS_PER_ROUND)
 """Rounds of roll-forwards; the last one has fewer kills when KILLS_PER_ROUND does not divide
 KILLS."""
