@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,13 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICKED_PORT = 10000
+
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on loopback that nothing listens on right now, below the kernel's ephemeral
+    range: a port of that range can be taken between this pick and the server's bind as the
+    local port of any outgoing connection (a kube-scheduler lost its port that way in a run)."""
+    below = max(ephemeral_range_start(), LOWEST_PICKED_PORT + 1000)
+    picker = random.SystemRandom()
+    for _ in range(200):
+        port = picker.randrange(LOWEST_PICKED_PORT, below)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in [{LOWEST_PICKED_PORT}, {below})")
+
+
+def ephemeral_range_start() -> int:
+    """The first port the kernel hands out for outgoing connections (32768 by default)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
