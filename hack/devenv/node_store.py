@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +29,7 @@ from devenv.bento import bentoml_env
 from devenv.cluster import ClusterBinaries
 from devenv.netns import NetworkNamespace
 from devenv.node import RealNodeCluster
-from devenv.processes import ManagedProcess
+from devenv.processes import ManagedProcess, free_port
 from devenv.s3 import REGION, S3Server, bucket_answers
 from rollforward.serving.objectstore.sigv4 import Credentials
 
@@ -133,14 +132,6 @@ class NodeStore:
                 raise RuntimeError(f"pushing {tag} to the node's store failed:\n{done.stderr}")
 
 
-def _free_port_at(address: str) -> int:
-    """A port nothing listens on at `address` (call inside the namespace)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def running_node_store(
     node: RealNodeCluster,
@@ -151,7 +142,7 @@ def running_node_store(
     """Start versitygw on the node's address, create `bucket`, push `tags` from
     `bentoml_home`; stop it on exit (its files go with the node's directory)."""
     netns = node.netns
-    port = netns.call(lambda: _free_port_at(netns.node_ip))
+    port = netns.call(lambda: free_port(netns.node_ip))
     base = node.base_dir / f"bento-store-{port}"
     root, meta = base / "s3-root", base / "s3-meta"
     root.mkdir(parents=True, exist_ok=True)

@@ -20,21 +20,21 @@ EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PICKED_PORT = 10000
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now, below the kernel's ephemeral
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port at `address` that nothing listens on right now, below the kernel's ephemeral
     range: a port of that range can be taken between this pick and the server's bind as the
-    local port of any outgoing connection (a kube-scheduler lost its port that way in a run)."""
+    local port of any outgoing connection (most likely how a kube-scheduler lost its port in one run)."""
     below = max(ephemeral_range_start(), LOWEST_PICKED_PORT + 1000)
     picker = random.SystemRandom()
     for _ in range(200):
         port = picker.randrange(LOWEST_PICKED_PORT, below)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind((address, port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free loopback port in [{LOWEST_PICKED_PORT}, {below})")
+    raise RuntimeError(f"no free port at {address} in [{LOWEST_PICKED_PORT}, {below})")
 
 
 def ephemeral_range_start() -> int:
