@@ -23,7 +23,8 @@ LOWEST_PICKED_PORT = 10000
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port at `address` that nothing listens on right now, below the kernel's ephemeral
     range: a port of that range can be taken between this pick and the server's bind as the
-    local port of any outgoing connection (most likely how a kube-scheduler lost its port in one run)."""
+    local port of any outgoing connection (most likely how a kube-scheduler lost its port in
+    one run)."""
     below = max(ephemeral_range_start(), LOWEST_PICKED_PORT + 1000)
     picker = random.SystemRandom()
     for _ in range(200):
