@@ -156,7 +156,7 @@ def _routed(
     """`served` as the router is given it: the declared split when the router falls back to
     the champion by itself, else with weight only for the variants that serve
     (rollforward.traffic_gate)."""
-    if router.falls_back_to_champion:
+    if router.routes_around_unready_variants:
         return served
     name = deployment.metadata.name
     serves = {

@@ -6,8 +6,9 @@ the router's retries and fallback (rollforward.routers.nginx_config), a canary, 
 and a rollback lose no request.
 
 1. **Weight only to a variant that serves** (`gated_weights`), for a router that does not
-   fall back to the champion by itself (`Router.falls_back_to_champion` False: the Gateway
-   API router). A variant whose Deployment is not Available with every updated replica ready
+   route around a variant with no ready pod by itself
+   (`Router.routes_around_unready_variants` False: the Gateway API router). A variant whose
+   Deployment is not Available with every updated replica ready
    (`rollforward.observed.serving`) routes nothing: its share goes to the champion. The
    champion keeps its own share whatever its state, because there is nowhere better to send
    it, and a champion rolling to a new version stays Available throughout (maxUnavailable 0).

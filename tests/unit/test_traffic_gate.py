@@ -144,4 +144,4 @@ class TestHeldDeletes:
 def test_only_a_router_without_fallback_is_gated(kind: RouterKind, falls_back: bool) -> None:
     """nginx backs every routed variant with the champion's Service, and the Service router
     sends connections to ready pods only; an HTTPRoute's weights hold whatever the endpoints."""
-    assert router_for(kind).falls_back_to_champion is falls_back
+    assert router_for(kind).routes_around_unready_variants is falls_back

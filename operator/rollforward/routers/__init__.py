@@ -24,10 +24,11 @@ class RouterPlan:
 
 
 class Router(Protocol):
-    falls_back_to_champion: bool
-    """Whether a request for a variant with no ready pod is answered by the champion by the
-    router itself, so the router may be given the declared split at once. A router without
-    it routes weight only to variants that serve (rollforward.traffic_gate)."""
+    routes_around_unready_variants: bool
+    """Whether a request for a variant with no ready pod is answered by another variant's
+    pod by the router itself (nginx: the champion's; the Service router: any ready pod), so
+    the router may be given the declared split at once. A router without it routes weight
+    only to variants that serve (rollforward.traffic_gate)."""
 
     def plan(
         self,

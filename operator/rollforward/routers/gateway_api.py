@@ -21,7 +21,7 @@ HTTPROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 class GatewayApiRouter:
     # A backendRef's weight holds whatever its endpoints: the weight goes only to variants
     # that serve (rollforward.traffic_gate).
-    falls_back_to_champion = False
+    routes_around_unready_variants = False
 
     def plan(
         self,

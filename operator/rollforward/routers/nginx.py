@@ -78,7 +78,7 @@ def nginx_config(deployment: ModelDeployment, served: list[ServedVariant]) -> Ng
 
 class NginxRouter:
     # The champion's Service is each other routed variant's backup (nginx_config).
-    falls_back_to_champion = True
+    routes_around_unready_variants = True
 
     def plan(
         self,

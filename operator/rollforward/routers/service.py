@@ -20,7 +20,7 @@ from rollforward.variants import ServedVariant
 class ServiceRouter:
     # kube-proxy sends each connection to a ready pod of any variant; the weights set the
     # replicas, and gating them would scale a variant that does not serve yet to zero.
-    falls_back_to_champion = True
+    routes_around_unready_variants = True
 
     def plan(
         self,
